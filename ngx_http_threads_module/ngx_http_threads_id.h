@@ -1,0 +1,25 @@
+/*
+ * Object ids: a prefix ("thread_", "msg_") and 24 characters of
+ * [A-Za-z0-9] drawn from getrandom(2).  Plain C, no nginx types.
+ */
+
+#ifndef NGX_HTTP_THREADS_ID_H_INCLUDED_
+#define NGX_HTTP_THREADS_ID_H_INCLUDED_
+
+#include <stddef.h>
+
+
+#define THR_ID_CHARS  24
+
+/*
+ * Writes prefix, 24 random characters and a NUL into dst, which holds at
+ * least strlen(prefix) + 25 bytes.  Returns 0, or -1 if the kernel gave no
+ * randomness (errno set).
+ */
+int thr_id_make(char *dst, const char *prefix);
+
+/* 1 if s (not NUL-terminated) is prefix followed by exactly 24 [A-Za-z0-9]. */
+int thr_id_is_valid(const char *s, size_t len, const char *prefix);
+
+
+#endif /* NGX_HTTP_THREADS_ID_H_INCLUDED_ */

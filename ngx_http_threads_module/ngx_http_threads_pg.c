@@ -1,0 +1,1216 @@
+/*
+ * The per-worker PostgreSQL pool.  See ngx_http_threads_pg.h.
+ *
+ * A connection has one owner, this file.  Its socket is wrapped in an
+ * nginx connection only to receive events; libpq alone reads, writes and
+ * closes it (PQfinish), so nginx's side is freed with ngx_free_connection
+ * and never ngx_close_connection.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <sys/ioctl.h>
+#include <poll.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+
+#include "ngx_http_threads_pg.h"
+
+
+typedef enum {
+    NGX_HTTP_THREADS_PG_CONNECTING = 0,
+    NGX_HTTP_THREADS_PG_IDLE,
+    NGX_HTTP_THREADS_PG_PREPARING,
+    NGX_HTTP_THREADS_PG_QUERYING
+} ngx_http_threads_pg_state_e;
+
+
+struct ngx_http_threads_pg_conn_s {
+    ngx_queue_t                    queue;    /* in pool.idle or pool.busy */
+    PGconn                        *pg;
+    ngx_connection_t              *c;
+    ino_t                          ino;      /* to notice a new socket */
+    ngx_event_t                    timer;
+    ngx_http_threads_pg_state_e    state;
+    ngx_http_threads_pg_query_t   *query;
+    PGresult                      *res;      /* first result of a step */
+    uint64_t                       prepared; /* bit per statement */
+    ngx_uint_t                     stmt_index; /* of the step under way */
+    unsigned                       flushing:1;
+    unsigned                       reused:1;
+};
+
+
+typedef struct {
+    ngx_http_threads_pg_conf_t    *conf;
+    ngx_http_threads_pg_stmt_t    *stmts;
+    ngx_uint_t                     nstmts;
+    ngx_log_t                     *log;
+
+    ngx_queue_t                    idle;
+    ngx_queue_t                    busy;     /* connecting or querying */
+    ngx_uint_t                     nconns;
+    ngx_uint_t                     nconnecting;
+
+    ngx_queue_t                    waiting;
+    ngx_uint_t                     nwaiting;
+} ngx_http_threads_pg_pool_t;
+
+
+static ngx_http_threads_pg_pool_t  ngx_http_threads_pg_pool;
+
+
+static ngx_int_t ngx_http_threads_pg_connect(void);
+static ngx_int_t ngx_http_threads_pg_register(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_unregister(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_event(ngx_event_t *ev);
+static void ngx_http_threads_pg_timeout(ngx_event_t *ev);
+static void ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_step_done(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_release(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_status_e status);
+static void ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
+    ngx_http_threads_pg_status_e status, PGresult *res);
+static void ngx_http_threads_pg_fail_waiting(void);
+static void ngx_http_threads_pg_pump(void);
+static void ngx_http_threads_pg_wait_timeout(ngx_event_t *ev);
+static void ngx_http_threads_pg_enqueue(ngx_http_threads_pg_query_t *q,
+    ngx_msec_t timeout);
+static ngx_int_t ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc);
+
+
+ngx_int_t
+ngx_http_threads_pg_init_worker(ngx_cycle_t *cycle,
+    ngx_http_threads_pg_conf_t *conf, ngx_http_threads_pg_stmt_t *stmts,
+    ngx_uint_t nstmts)
+{
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (nstmts > 64) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(pool, sizeof(ngx_http_threads_pg_pool_t));
+
+    pool->conf = conf;
+    pool->stmts = stmts;
+    pool->nstmts = nstmts;
+    pool->log = cycle->log;
+
+    ngx_queue_init(&pool->idle);
+    ngx_queue_init(&pool->busy);
+    ngx_queue_init(&pool->waiting);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_threads_pg_exit_worker(void)
+{
+    ngx_queue_t                 *head, *q;
+    ngx_http_threads_pg_conn_t  *pc;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (pool->conf == NULL) {
+        return;
+    }
+
+    for (head = &pool->idle; head; head = (head == &pool->idle)
+                                          ? &pool->busy : NULL)
+    {
+        while (!ngx_queue_empty(head)) {
+            q = ngx_queue_head(head);
+            pc = ngx_queue_data(q, ngx_http_threads_pg_conn_t, queue);
+            pc->query = NULL;
+            ngx_http_threads_pg_close(pc);
+        }
+    }
+
+    pool->conf = NULL;
+}
+
+
+void
+ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
+{
+    ngx_queue_t                 *head;
+    ngx_http_threads_pg_conn_t  *pc;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    q->conn = NULL;
+    q->waiting = 0;
+    q->sent = 0;
+    q->done = 0;
+
+    if (pool->conf == NULL) {
+        ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
+        return;
+    }
+
+    if (!ngx_queue_empty(&pool->idle)) {
+        head = ngx_queue_head(&pool->idle);
+        pc = ngx_queue_data(head, ngx_http_threads_pg_conn_t, queue);
+
+        ngx_queue_remove(head);
+        ngx_queue_insert_tail(&pool->busy, head);
+
+        pc->c->idle = 0;
+        pc->reused = 1;
+
+        if (pc->timer.timer_set) {
+            ngx_del_timer(&pc->timer);
+        }
+
+        pc->query = q;
+        q->conn = pc;
+        ngx_http_threads_pg_send(pc);
+        return;
+    }
+
+    if (pool->nconns < pool->conf->pool_size) {
+        ngx_http_threads_pg_enqueue(q, ngx_max(pool->conf->queue_timeout,
+                                               pool->conf->connect_timeout));
+
+        if (ngx_http_threads_pg_connect() != NGX_OK) {
+            ngx_http_threads_pg_fail_waiting();
+        }
+
+        return;
+    }
+
+    if (pool->nwaiting - ngx_min(pool->nwaiting, pool->nconnecting)
+        >= pool->conf->queue_size)
+    {
+        ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                      "threads: database pool queue is full (%ui waiting)",
+                      pool->nwaiting);
+        ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
+        return;
+    }
+
+    ngx_http_threads_pg_enqueue(q, pool->conf->queue_timeout);
+}
+
+
+void
+ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
+{
+    if (q->waiting) {
+        ngx_queue_remove(&q->queue);
+        ngx_http_threads_pg_pool.nwaiting--;
+        q->waiting = 0;
+    }
+
+    if (q->wait.timer_set) {
+        ngx_del_timer(&q->wait);
+    }
+
+    if (q->conn) {
+        /* the result is read and dropped; the connection goes back */
+        q->conn->query = NULL;
+        q->conn = NULL;
+    }
+
+    q->done = 1;
+}
+
+
+static void
+ngx_http_threads_pg_enqueue(ngx_http_threads_pg_query_t *q,
+    ngx_msec_t timeout)
+{
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    ngx_queue_insert_tail(&pool->waiting, &q->queue);
+    pool->nwaiting++;
+    q->waiting = 1;
+
+    q->wait.handler = ngx_http_threads_pg_wait_timeout;
+    q->wait.data = q;
+    q->wait.log = q->log;
+    ngx_add_timer(&q->wait, timeout);
+}
+
+
+static void
+ngx_http_threads_pg_wait_timeout(ngx_event_t *ev)
+{
+    ngx_http_threads_pg_query_t  *q = ev->data;
+
+    ngx_log_error(NGX_LOG_WARN, q->log, 0,
+                  "threads: no database connection became free in time");
+
+    ngx_queue_remove(&q->queue);
+    ngx_http_threads_pg_pool.nwaiting--;
+    q->waiting = 0;
+
+    ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
+}
+
+
+/* Hands q its result; the query is over for the pool. */
+static void
+ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
+    ngx_http_threads_pg_status_e status, PGresult *res)
+{
+    if (q->wait.timer_set) {
+        ngx_del_timer(&q->wait);
+    }
+
+    q->conn = NULL;
+    q->done = 1;
+    q->handler(q, status, res);
+}
+
+
+/* Everyone waiting gets 503: the database just refused a connection. */
+static void
+ngx_http_threads_pg_fail_waiting(void)
+{
+    ngx_queue_t                  *head;
+    ngx_http_threads_pg_query_t  *q;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        head = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
+
+        ngx_queue_remove(head);
+        pool->nwaiting--;
+        q->waiting = 0;
+
+        ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_threads_pg_connect(void)
+{
+    ngx_http_threads_pg_conn_t  *pc;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    pc = ngx_calloc(sizeof(ngx_http_threads_pg_conn_t), pool->log);
+    if (pc == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* host names were resolved at configuration time: no DNS here */
+    pc->pg = PQconnectStartParams(pool->conf->keywords, pool->conf->values,
+                                  0);
+
+    if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "threads: cannot connect to the database: %s",
+                      pc->pg ? PQerrorMessage(pc->pg) : "out of memory");
+        PQfinish(pc->pg);
+        ngx_free(pc);
+        return NGX_ERROR;
+    }
+
+    pc->state = NGX_HTTP_THREADS_PG_CONNECTING;
+    pc->timer.handler = ngx_http_threads_pg_timeout;
+    pc->timer.data = pc;
+    pc->timer.log = pool->log;
+
+    if (ngx_http_threads_pg_register(pc) != NGX_OK) {
+        PQfinish(pc->pg);
+        ngx_free(pc);
+        return NGX_ERROR;
+    }
+
+    ngx_queue_insert_tail(&pool->busy, &pc->queue);
+    pool->nconns++;
+    pool->nconnecting++;
+
+    ngx_add_timer(&pc->timer, pool->conf->connect_timeout);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "threads: connecting, %ui connections", pool->nconns);
+
+    return NGX_OK;
+}
+
+
+/* Wraps libpq's current socket in an nginx connection for its events. */
+static ngx_int_t
+ngx_http_threads_pg_register(ngx_http_threads_pg_conn_t *pc)
+{
+    int                          fd;
+    struct stat                  st;
+    ngx_event_t                 *rev, *wev;
+    ngx_connection_t            *c;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    fd = PQsocket(pc->pg);
+    if (fd == -1) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "threads: database connection has no socket");
+        return NGX_ERROR;
+    }
+
+    if (fstat(fd, &st) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, pool->log, ngx_errno, "fstat() failed");
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, pool->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = pc;
+    c->shared = 0;
+    rev = c->read;
+    wev = c->write;
+    rev->handler = ngx_http_threads_pg_event;
+    wev->handler = ngx_http_threads_pg_event;
+    rev->log = pool->log;
+    wev->log = pool->log;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    if (ngx_add_conn) {
+        if (ngx_add_conn(c) == NGX_ERROR) {
+            goto failed;
+        }
+
+    } else {
+        if (ngx_add_event(rev, NGX_READ_EVENT,
+                          (ngx_event_flags & NGX_USE_CLEAR_EVENT)
+                          ? NGX_CLEAR_EVENT : NGX_LEVEL_EVENT)
+            != NGX_OK
+            || ngx_add_event(wev, NGX_WRITE_EVENT,
+                             (ngx_event_flags & NGX_USE_CLEAR_EVENT)
+                             ? NGX_CLEAR_EVENT : NGX_LEVEL_EVENT)
+               != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
+    pc->c = c;
+    pc->ino = st.st_ino;
+
+    return NGX_OK;
+
+failed:
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+
+    return NGX_ERROR;
+}
+
+
+/* Forgets the socket on nginx's side; libpq closes it. */
+static void
+ngx_http_threads_pg_unregister(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_connection_t  *c = pc->c;
+
+    if (c == NULL) {
+        return;
+    }
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    /* NGX_CLOSE_EVENT: the fd is (about to be) closed, epoll forgets it */
+
+    if (ngx_del_conn) {
+        ngx_del_conn(c, NGX_CLOSE_EVENT);
+
+    } else {
+        if (c->read->active || c->read->disabled) {
+            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active || c->write->disabled) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+    pc->c = NULL;
+}
+
+
+static void
+ngx_http_threads_pg_event(ngx_event_t *ev)
+{
+    ngx_connection_t            *c = ev->data;
+    ngx_http_threads_pg_conn_t  *pc = c->data;
+
+    switch (pc->state) {
+
+    case NGX_HTTP_THREADS_PG_CONNECTING:
+        ngx_http_threads_pg_poll(pc);
+        return;
+
+    case NGX_HTTP_THREADS_PG_IDLE:
+        ngx_http_threads_pg_idle_check(pc);
+        return;
+
+    default:
+        ngx_http_threads_pg_io(pc);
+        return;
+    }
+}
+
+
+static void
+ngx_http_threads_pg_timeout(ngx_event_t *ev)
+{
+    ngx_http_threads_pg_conn_t  *pc = ev->data;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    switch (pc->state) {
+
+    case NGX_HTTP_THREADS_PG_CONNECTING:
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "threads: connecting to the database timed out");
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return;
+
+    case NGX_HTTP_THREADS_PG_IDLE:
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                       "threads: closing idle database connection");
+        ngx_http_threads_pg_close(pc);
+        return;
+
+    default:
+        /*
+         * Closing the connection ends the query: the server notices the
+         * closed socket.  A blocking PQcancel is not an option here.
+         */
+        ngx_log_error(NGX_LOG_ERR, pc->query ? pc->query->log : pool->log, 0,
+                      "threads: database query timed out");
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_TIMEOUT);
+        return;
+    }
+}
+
+
+/*
+ * Is there more to read?  epoll is edge-triggered here: what is left in
+ * the socket after a read brings no new event.
+ */
+static ngx_int_t
+ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc)
+{
+    int  n;
+
+    if (ioctl(PQsocket(pc->pg), FIONREAD, &n) == -1) {
+        return 0;
+    }
+
+    return n > 0;
+}
+
+
+static void
+ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
+{
+    int                           fd, n;
+    struct stat                   st;
+    struct pollfd                 pfd;
+    ngx_uint_t                    i;
+    PostgresPollingStatusType     rc;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    for (i = 0; i < 64; i++) {
+
+        rc = PQconnectPoll(pc->pg);
+
+        if (rc == PGRES_POLLING_FAILED) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: cannot connect to the database: %s",
+                          PQerrorMessage(pc->pg));
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return;
+        }
+
+        /*
+         * libpq may have moved to a new socket (next host, SSL or GSS
+         * fallback), possibly with the same number: compare inodes.
+         */
+        fd = PQsocket(pc->pg);
+
+        if (fd != pc->c->fd
+            || fstat(fd, &st) == -1
+            || st.st_ino != pc->ino)
+        {
+            ngx_http_threads_pg_unregister(pc);
+
+            if (ngx_http_threads_pg_register(pc) != NGX_OK) {
+                ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+                return;
+            }
+        }
+
+        if (rc == PGRES_POLLING_OK) {
+            break;
+        }
+
+        /* an edge may have passed while the socket changed: look now */
+        pfd.fd = fd;
+        pfd.events = (rc == PGRES_POLLING_READING) ? POLLIN : POLLOUT;
+        pfd.revents = 0;
+
+        n = poll(&pfd, 1, 0);
+        if (n <= 0) {
+            return;
+        }
+    }
+
+    if (rc != PGRES_POLLING_OK) {
+        return;
+    }
+
+    if (PQsetnonblocking(pc->pg, 1) != 0) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "threads: PQsetnonblocking() failed: %s",
+                      PQerrorMessage(pc->pg));
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return;
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "threads: database connection ready");
+
+    pool->nconnecting--;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    pc->state = NGX_HTTP_THREADS_PG_IDLE;
+    ngx_http_threads_pg_assign(pc);
+}
+
+
+/* A ready connection serves the oldest waiter, or rests in the pool. */
+static void
+ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_queue_t                  *head;
+    ngx_http_threads_pg_query_t  *q;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    if (!ngx_queue_empty(&pool->waiting)) {
+        head = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
+
+        ngx_queue_remove(head);
+        pool->nwaiting--;
+        q->waiting = 0;
+
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        pc->query = q;
+        q->conn = pc;
+        ngx_http_threads_pg_send(pc);
+        return;
+    }
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        ngx_http_threads_pg_close(pc);
+        return;
+    }
+
+    pc->state = NGX_HTTP_THREADS_PG_IDLE;
+    pc->c->idle = 1;
+
+    ngx_queue_remove(&pc->queue);
+    ngx_queue_insert_head(&pool->idle, &pc->queue);
+
+    if (pool->conf->idle_timeout) {
+        pc->timer.cancelable = 1;
+        ngx_add_timer(&pc->timer, pool->conf->idle_timeout);
+    }
+
+    /* a server that closed meanwhile shows as readable now */
+    if (ngx_http_threads_pg_read_ready(pc)) {
+        ngx_http_threads_pg_idle_check(pc);
+    }
+}
+
+
+static void
+ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc)
+{
+    int                           ok, rc;
+    uint64_t                      bit;
+    ngx_http_threads_pg_query_t  *q = pc->query;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+    const ngx_http_threads_pg_stmt_t  *stmt = q->stmt;
+
+    bit = (uint64_t) 1 << q->stmt_index;
+    pc->stmt_index = q->stmt_index;
+
+    if (pool->conf->prepare && !(pc->prepared & bit)) {
+        ok = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
+                           NULL);
+        pc->state = NGX_HTTP_THREADS_PG_PREPARING;
+
+    } else if (pool->conf->prepare) {
+        ok = PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams,
+                                 q->values, q->lengths, NULL, 0);
+        pc->state = NGX_HTTP_THREADS_PG_QUERYING;
+        q->sent = 1;
+
+    } else {
+        /* unnamed statements: they survive transaction-mode poolers */
+        ok = PQsendQueryParams(pc->pg, stmt->sql, stmt->nparams, NULL,
+                               q->values, q->lengths, NULL, 0);
+        pc->state = NGX_HTTP_THREADS_PG_QUERYING;
+        q->sent = 1;
+    }
+
+    if (!ok) {
+        q->sent = 0;
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "threads: cannot send to the database: %s",
+                      PQerrorMessage(pc->pg));
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return;
+    }
+
+    pc->timer.cancelable = 0;
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+    ngx_add_timer(&pc->timer, pool->conf->query_timeout);
+
+    rc = PQflush(pc->pg);
+
+    if (rc == -1) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "threads: cannot send to the database: %s",
+                      PQerrorMessage(pc->pg));
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return;
+    }
+
+    /* rc == 1: the rest goes out on write events */
+    pc->flushing = (rc == 1);
+}
+
+
+static void
+ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
+{
+    int                          rc;
+    PGresult                    *res;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (pc->flushing) {
+        rc = PQflush(pc->pg);
+
+        if (rc == -1) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: cannot send to the database: %s",
+                          PQerrorMessage(pc->pg));
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return;
+        }
+
+        pc->flushing = (rc == 1);
+    }
+
+    for ( ;; ) {
+
+        if (!PQconsumeInput(pc->pg)) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: database connection lost: %s",
+                          PQerrorMessage(pc->pg));
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return;
+        }
+
+        while (!PQisBusy(pc->pg)) {
+            res = PQgetResult(pc->pg);
+
+            if (res == NULL) {
+                ngx_http_threads_pg_step_done(pc);
+                return;
+            }
+
+            if (pc->res == NULL) {
+                pc->res = res;
+
+            } else {
+                PQclear(res);
+            }
+        }
+
+        if (!ngx_http_threads_pg_read_ready(pc)) {
+            return;
+        }
+    }
+}
+
+
+/* All results of the statement sent last are in pc->res. */
+static void
+ngx_http_threads_pg_step_done(ngx_http_threads_pg_conn_t *pc)
+{
+    PGresult                     *res = pc->res;
+    ExecStatusType                st;
+    ngx_http_threads_pg_query_t  *q = pc->query;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    pc->res = NULL;
+    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        /* the text goes to the log only, never to a client */
+        ngx_log_error(NGX_LOG_ERR, q ? q->log : pool->log, 0,
+                      "threads: database error in \"%s\": %s",
+                      q ? q->stmt->name : "-",
+                      res ? PQresultErrorMessage(res) : "no result");
+    }
+
+    if (pc->state == NGX_HTTP_THREADS_PG_PREPARING) {
+
+        if (st == PGRES_COMMAND_OK && q) {
+            PQclear(res);
+            pc->prepared |= (uint64_t) 1 << pc->stmt_index;
+            ngx_http_threads_pg_send(pc);
+            return;
+        }
+
+        if (st == PGRES_COMMAND_OK) {
+            /* the request went away; the statement stays prepared */
+            pc->prepared |= (uint64_t) 1 << pc->stmt_index;
+        }
+
+        PQclear(res);
+        pc->query = NULL;
+
+        if (q) {
+            ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
+        }
+
+        ngx_http_threads_pg_release(pc);
+        return;
+    }
+
+    pc->query = NULL;
+
+    if (q) {
+        ngx_http_threads_pg_finish(q, (st == PGRES_TUPLES_OK
+                                       || st == PGRES_COMMAND_OK)
+                                      ? NGX_HTTP_THREADS_PG_OK
+                                      : NGX_HTTP_THREADS_PG_ERROR,
+                                   res);
+    }
+
+    PQclear(res);
+    ngx_http_threads_pg_release(pc);
+}
+
+
+static void
+ngx_http_threads_pg_release(ngx_http_threads_pg_conn_t *pc)
+{
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    pc->flushing = 0;
+
+    if (PQstatus(pc->pg) != CONNECTION_OK
+        || PQtransactionStatus(pc->pg) != PQTRANS_IDLE)
+    {
+        ngx_http_threads_pg_close(pc);
+        ngx_http_threads_pg_pump();
+        return;
+    }
+
+    ngx_http_threads_pg_assign(pc);
+}
+
+
+static void
+ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
+{
+    PGresult  *res;
+
+    if (pc->c->close) {
+        /* worker is shutting down or reloading */
+        ngx_http_threads_pg_close(pc);
+        return;
+    }
+
+    do {
+        if (!PQconsumeInput(pc->pg)) {
+            ngx_log_error(NGX_LOG_INFO, ngx_http_threads_pg_pool.log, 0,
+                          "threads: idle database connection closed: %s",
+                          PQerrorMessage(pc->pg));
+            ngx_http_threads_pg_close(pc);
+            return;
+        }
+
+        while (!PQisBusy(pc->pg)) {
+            res = PQgetResult(pc->pg);
+            if (res == NULL) {
+                break;
+            }
+            PQclear(res);
+        }
+
+    } while (ngx_http_threads_pg_read_ready(pc));
+
+    if (PQstatus(pc->pg) != CONNECTION_OK) {
+        ngx_http_threads_pg_close(pc);
+    }
+}
+
+
+/*
+ * The connection broke or timed out.  Its query gets the status, or one
+ * more try on a fresh connection when it never reached the server on a
+ * connection reused from the pool (a dead idle connection).
+ */
+static void
+ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_status_e status)
+{
+    ngx_uint_t                    connecting, retry;
+    ngx_http_threads_pg_query_t  *q = pc->query;
+
+    connecting = (pc->state == NGX_HTTP_THREADS_PG_CONNECTING);
+
+    /*
+     * A statement that may not run twice (create) is retried only if it
+     * never left this worker.
+     */
+    retry = q && pc->reused && !q->retried
+            && status == NGX_HTTP_THREADS_PG_UNAVAILABLE
+            && (!q->sent || q->stmt->idempotent);
+
+    pc->query = NULL;
+    ngx_http_threads_pg_close(pc);
+
+    if (connecting) {
+        ngx_http_threads_pg_fail_waiting();
+        return;
+    }
+
+    if (retry) {
+        ngx_log_error(NGX_LOG_INFO, q->log, 0,
+                      "threads: retrying on a fresh database connection");
+        q->retried = 1;
+        ngx_http_threads_pg_run(q);
+
+    } else if (q) {
+        ngx_http_threads_pg_finish(q, status, NULL);
+    }
+
+    ngx_http_threads_pg_pump();
+}
+
+
+/* Opens connections for waiters that no connection under way will serve. */
+static void
+ngx_http_threads_pg_pump(void)
+{
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    while (pool->conf
+           && pool->nwaiting > pool->nconnecting
+           && pool->nconns < pool->conf->pool_size)
+    {
+        if (ngx_http_threads_pg_connect() != NGX_OK) {
+            ngx_http_threads_pg_fail_waiting();
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->state == NGX_HTTP_THREADS_PG_CONNECTING) {
+        pool->nconnecting--;
+    }
+
+    if (pc->query) {
+        pc->query->conn = NULL;
+    }
+
+    ngx_queue_remove(&pc->queue);
+    pool->nconns--;
+
+    ngx_http_threads_pg_unregister(pc);
+
+    if (pc->res) {
+        PQclear(pc->res);
+    }
+
+    PQfinish(pc->pg);
+    ngx_free(pc);
+}
+
+
+static char *
+ngx_http_threads_pg_strdup(ngx_pool_t *pool, const char *s)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = ngx_strlen(s) + 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    return (char *) ngx_cpymem(p, s, len) - len;
+}
+
+
+/*
+ * Host names become addresses here, at configuration time, so that
+ * PQconnectStartParams never resolves a name inside a worker.  The names
+ * stay in "host" for TLS verification and messages.
+ */
+static char *
+ngx_http_threads_pg_resolve(ngx_conf_t *cf, const char *hosts,
+    const char **hostaddr)
+{
+    int               rc;
+    char              addr[INET6_ADDRSTRLEN];
+    u_char            buf4[sizeof(struct in6_addr)];
+    size_t            len;
+    ngx_str_t         name;
+    ngx_uint_t        resolved;
+    const char       *p, *end;
+    ngx_array_t       out;
+    struct addrinfo   hints, *ai;
+
+    if (ngx_array_init(&out, cf->pool, 64, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    resolved = 0;
+    p = hosts;
+
+    for ( ;; ) {
+        end = strchr(p, ',');
+        len = end ? (size_t) (end - p) : strlen(p);
+
+        name.len = len;
+        name.data = ngx_pnalloc(cf->pool, len + 1);
+        if (name.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        ngx_cpystrn(name.data, (u_char *) p, len + 1);
+
+        addr[0] = '\0';
+
+        if (len && name.data[0] != '/' && name.data[0] != '@'
+            && inet_pton(AF_INET, (char *) name.data, buf4) != 1
+            && inet_pton(AF_INET6, (char *) name.data, buf4) != 1)
+        {
+            ngx_memzero(&hints, sizeof(struct addrinfo));
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+
+            rc = getaddrinfo((char *) name.data, NULL, &hints, &ai);
+            if (rc != 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "threads: host \"%V\" not found: %s",
+                                   &name, gai_strerror(rc));
+                return NGX_CONF_ERROR;
+            }
+
+            if (ai->ai_family == AF_INET6) {
+                inet_ntop(AF_INET6,
+                          &((struct sockaddr_in6 *) ai->ai_addr)->sin6_addr,
+                          addr, sizeof(addr));
+            } else {
+                inet_ntop(AF_INET,
+                          &((struct sockaddr_in *) ai->ai_addr)->sin_addr,
+                          addr, sizeof(addr));
+            }
+
+            freeaddrinfo(ai);
+            resolved++;
+
+        } else if (len && name.data[0] != '/' && name.data[0] != '@') {
+            ngx_cpystrn((u_char *) addr, name.data, sizeof(addr));
+        }
+
+        len = ngx_strlen(addr);
+
+        if (out.nelts) {
+            *(u_char *) ngx_array_push(&out) = ',';
+        }
+
+        if (len && ngx_array_push_n(&out, len) == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (len) {
+            ngx_memcpy((u_char *) out.elts + out.nelts - len, addr, len);
+        }
+
+        if (end == NULL) {
+            break;
+        }
+
+        p = end + 1;
+    }
+
+    *(u_char *) ngx_array_push(&out) = '\0';
+    *hostaddr = resolved ? out.elts : NULL;
+
+    return NGX_CONF_OK;
+}
+
+
+char *
+ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
+    ngx_http_threads_pg_conf_t *conf, ngx_str_t *conninfo)
+{
+    char              *err, *ci;
+    ngx_uint_t         n, i, has_app, has_enc;
+    const char        *host, *hostaddr;
+    PQconninfoOption  *opts, *o;
+
+    ci = ngx_pnalloc(cf->pool, conninfo->len + 1);
+    if (ci == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    ngx_cpystrn((u_char *) ci, conninfo->data, conninfo->len + 1);
+
+    err = NULL;
+    opts = PQconninfoParse(ci, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "threads: invalid conninfo \"%V\": %s", conninfo,
+                           err ? err : "out of memory");
+        PQfreemem(err);
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+    host = NULL;
+    hostaddr = NULL;
+    has_app = 0;
+    has_enc = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        n++;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "application_name") == 0
+                   || ngx_strcmp(o->keyword, "fallback_application_name")
+                      == 0)
+        {
+            has_app = 1;
+
+        } else if (ngx_strcmp(o->keyword, "client_encoding") == 0) {
+            has_enc = 1;
+        }
+    }
+
+    conf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    conf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    if (conf->keywords == NULL || conf->values == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        conf->keywords[i] = ngx_http_threads_pg_strdup(cf->pool, o->keyword);
+        conf->values[i] = ngx_http_threads_pg_strdup(cf->pool, o->val);
+        if (conf->keywords[i] == NULL || conf->values[i] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+        i++;
+    }
+
+    if (host && hostaddr == NULL) {
+        if (ngx_http_threads_pg_resolve(cf, host, &hostaddr)
+            != NGX_CONF_OK)
+        {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        if (hostaddr) {
+            conf->keywords[i] = "hostaddr";
+            conf->values[i++] = hostaddr;
+        }
+    }
+
+    PQconninfoFree(opts);
+
+    if (!has_app) {
+        conf->keywords[i] = "fallback_application_name";
+        conf->values[i++] = "ngx_http_threads_module";
+    }
+
+    /* responses are JSON text, which is UTF-8 */
+    if (!has_enc) {
+        conf->keywords[i] = "client_encoding";
+        conf->values[i++] = "UTF8";
+    }
+
+    conf->keywords[i] = NULL;
+    conf->values[i] = NULL;
+    conf->conninfo = *conninfo;
+
+    return NGX_CONF_OK;
+}

@@ -1,0 +1,54 @@
+-- ngx_http_threads_module storage, schema version 1.
+-- Applying this file twice is harmless.
+--
+-- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
+-- table carries owner, every primary key leads with it, every statement
+-- filters by it.  seq is the creation order: created_at has whole seconds
+-- and ids are random, so neither can order objects made in one second.
+
+BEGIN;
+
+SELECT pg_advisory_xact_lock(7242315);
+
+CREATE TABLE IF NOT EXISTS threads_schema (
+    version     integer PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS threads (
+    owner           text    NOT NULL,
+    id              text    NOT NULL,
+    seq             bigint  GENERATED ALWAYS AS IDENTITY,
+    created_at      bigint  NOT NULL,
+    metadata        jsonb   NOT NULL DEFAULT '{}',
+    tool_resources  jsonb   NOT NULL DEFAULT '{}',
+    PRIMARY KEY (owner, id)
+);
+
+-- newest-first listings of an owner's threads: an index scan, no sort
+CREATE INDEX IF NOT EXISTS threads_owner_seq ON threads (owner, seq);
+
+CREATE TABLE IF NOT EXISTS messages (
+    owner         text    NOT NULL,
+    thread_id     text    NOT NULL,
+    id            text    NOT NULL,
+    seq           bigint  GENERATED ALWAYS AS IDENTITY,
+    created_at    bigint  NOT NULL,
+    role          text    NOT NULL,
+    content       jsonb   NOT NULL,
+    attachments   jsonb   NOT NULL DEFAULT '[]',
+    metadata      jsonb   NOT NULL DEFAULT '{}',
+    assistant_id  text,
+    run_id        text,
+    PRIMARY KEY (owner, thread_id, id),
+    FOREIGN KEY (owner, thread_id) REFERENCES threads (owner, id)
+        ON DELETE CASCADE
+);
+
+-- a thread's messages in creation order
+CREATE INDEX IF NOT EXISTS messages_thread_seq
+    ON messages (owner, thread_id, seq);
+
+INSERT INTO threads_schema (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+COMMIT;
