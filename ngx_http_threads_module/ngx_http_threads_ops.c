@@ -227,6 +227,8 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
         return ngx_http_threads_send_json(r, NGX_HTTP_OK, data, len);
 
     case NGX_HTTP_THREADS_PG_UNAVAILABLE:
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "threads: database unavailable, answering 503");
         thr_error_set(&err, NGX_HTTP_SERVICE_UNAVAILABLE, "server_error",
                       NULL, NULL,
                       "The server cannot reach its database right now. "

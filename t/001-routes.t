@@ -1,0 +1,199 @@
+# Routing: the four thread routes, unknown paths and methods, owners,
+# malformed ids, and the headers every API response carries.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ThreadsTest;
+
+no_shuffle();
+use_api_defaults();
+
+our $T1 = seed_thread(key => 'k1', metadata => '{"seeded":"yes"}');
+our $T2 = seed_thread(key => 'k2');
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: unknown path under the API location is a JSON 404
+--- request
+GET /v1/assistants
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- response_headers
+Content-Type: application/json
+--- json eval
+{ error => { message => 'Invalid URL (GET /v1/assistants)',
+  type => 'invalid_request_error', param => undef, code => undef } }
+
+=== TEST 2: a deeper unknown path is a 404 too
+--- request
+GET /v1/threads/thread_abc/runs/x
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => 'Invalid URL (GET /v1/threads/thread_abc/runs/x)' } }
+
+=== TEST 3: a trailing slash is not a thread id
+--- request
+POST /v1/threads/
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => 'Invalid URL (POST /v1/threads/)' } }
+
+=== TEST 4: GET on the collection is 405 with Allow
+--- request
+PUT /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 405
+--- response_headers
+Allow: POST
+Content-Type: application/json
+--- json eval
+{ error => { message => 'Invalid method for URL (PUT /v1/threads)',
+  type => 'invalid_request_error', param => undef, code => undef } }
+
+=== TEST 5: PATCH on a thread is 405 with Allow
+--- request
+PATCH /v1/threads/thread_abc
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 405
+--- response_headers
+Allow: GET, POST, DELETE
+--- json eval
+{ error => { message => 'Invalid method for URL (PATCH /v1/threads/thread_abc)' } }
+
+=== TEST 6: no Authorization header is a 401 in OpenAI's format
+--- request
+GET /v1/threads/thread_abc
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+--- json eval
+{ error => { message => qr/provide your API key in an Authorization header using Bearer auth/,
+  type => 'invalid_request_error', param => undef, code => undef } }
+
+=== TEST 7: a key that is not Bearer is a 401
+--- request
+POST /v1/threads
+--- more_headers
+Authorization: Basic dXNlcjpwYXNz
+--- error_code: 401
+--- json eval
+{ error => { type => 'invalid_request_error' } }
+
+=== TEST 8: an id that does not begin with 'thread' is a 400, with no query
+--- request
+GET /v1/threads/msg_abc
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 400
+--- json eval
+{ error => { message => "Invalid 'thread_id': 'msg_abc'. Expected an ID that begins with 'thread'.",
+  type => 'invalid_request_error', param => 'thread_id' } }
+--- no_error_log
+threads: database
+
+=== TEST 9: an id that begins with 'thread' but was never made is a 404
+--- request
+DELETE /v1/threads/thread_nope
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => "No thread found with id 'thread_nope'.",
+  type => 'invalid_request_error', param => undef, code => undef } }
+
+=== TEST 10: a well-formed id that does not exist is a 404
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => "No thread found with id 'thread_AAAAAAAAAAAAAAAAAAAAAAAA'." } }
+
+=== TEST 11: retrieve a seeded thread
+--- request eval
+"GET /v1/threads/$main::T1"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 200
+--- response_headers_like
+Content-Type: application/json
+x-request-id: [0-9a-f]{32}
+--- json eval
+{ id => $main::T1, object => 'thread', created_at => 1764200000,
+  metadata => { seeded => 'yes' }, tool_resources => {} }
+
+=== TEST 12: another owner's thread is exactly a missing one
+--- request eval
+"GET /v1/threads/$main::T2"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => "No thread found with id '$main::T2'.",
+  type => 'invalid_request_error', param => undef, code => undef } }
+
+=== TEST 13: percent-encoded ids are decoded
+--- request eval
+my $id = $main::T1; $id =~ s/_/%5F/; $id =~ s/^t/%74/;
+"GET /v1/threads/$id"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 200
+--- json eval
+{ id => $main::T1 }
+
+=== TEST 14: the OpenAI-Beta header is accepted
+--- request eval
+"GET /v1/threads/$main::T1"
+--- more_headers
+Authorization: Bearer k1
+OpenAI-Beta: assistants=v2
+--- error_code: 200
+--- json eval
+{ id => $main::T1 }
+
+=== TEST 15: an over-long id is a 404, not a crash
+--- request eval
+"GET /v1/threads/thread_" . ("x" x 5000)
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => qr/^No thread found with id 'thread_x+/ } }
+
+=== TEST 16: owners without threads_owner_required may be empty
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $http_x_owner;
+        threads_owner_required off;
+    }
+--- request
+POST /v1/threads
+--- error_code: 200
+--- json eval
+{ object => 'thread', id => qr/^thread_[A-Za-z0-9]{24}$/ }
+
+=== TEST 17: a location without threads_api is not the API
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+    }
+    location /other/ {
+        return 200 "plain\n";
+    }
+--- request
+GET /other/threads
+--- error_code: 200
+--- response_body
+plain
