@@ -13,10 +13,12 @@ use HTTP::Tiny;
 use JSON::PP;
 use Time::HiRes qw(time sleep);
 use Exporter 'import';
+use POSIX ();
 
 our @EXPORT = qw(psql owner_of seed_thread seed_message api pg_ctl
     lock_row_in_background nginx_pids fd_count module_backends json
-    random_thread_id wait_for json_matches use_api_defaults $HTTP_CONFIG
+    random_thread_id wait_for json_matches raw_request slow_factor
+    module_waiting_on_lock use_api_defaults $HTTP_CONFIG
     $API_CONFIG);
 
 # The configuration most blocks share; a block's own sections win.
@@ -126,13 +128,18 @@ sub json_matches {
 # Runs SQL through psql; returns its unaligned output, dies on error.
 sub psql {
     my ($sql) = @_;
+    # through a file: one argument may not exceed 128 KiB
+    require File::Temp;
+    my $tmp = File::Temp->new(SUFFIX => '.sql');
+    print $tmp $sql;
+    close $tmp;
     local $ENV{PGOPTIONS} = '-c client_min_messages=warning';
     open my $fh, '-|', 'psql', '-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1',
-        '-d', conninfo(), '-c', $sql
+        '-d', conninfo(), '-f', $tmp->filename
         or die "psql: $!";
     local $/;
     my $out = <$fh> // '';
-    close $fh or die "psql failed ($?) for: $sql\n";
+    close $fh or die "psql failed ($?) for: " . substr($sql, 0, 200) . "\n";
     $out =~ s/\n+\z//;
     return $out;
 }
@@ -204,7 +211,14 @@ sub pg_ctl {
     } else {
         push @cmd, '-m', 'fast', 'stop';
     }
-    system("@cmd >/dev/null 2>&1") == 0 or die "pg_ctl $action failed\n";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        exec @cmd or POSIX::_exit(127);
+    }
+    waitpid($pid, 0);
+    $? == 0 or die "pg_ctl $action failed\n";
 }
 
 # Holds a row lock on thread $id for $seconds from another session.
@@ -242,8 +256,9 @@ sub wait_for {
 # The pids of nginx processes started from servroot (master and workers).
 sub nginx_pids {
     my $root = $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
+    local $/ = "\n";
     open my $fh, '<', "$root/logs/nginx.pid" or return ();
-    chomp(my $master = <$fh> // '');
+    my ($master) = (<$fh> // '') =~ /(\d+)/ or return ();
     my @pids = ($master);
     for my $stat (glob '/proc/[0-9]*/stat') {
         open my $s, '<', $stat or next;
@@ -257,6 +272,30 @@ sub fd_count {
     my ($pid) = @_;
     my @fds = glob "/proc/$pid/fd/*";
     return scalar @fds;
+}
+
+# Sends a raw HTTP request and returns the socket without reading.
+sub raw_request {
+    my ($method, $path, $body, $key) = @_;
+    require IO::Socket::INET;
+    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+        Timeout => 5) or die "connect: $!";
+    $body //= '';
+    print $sock "$method $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Authorization: Bearer $key\r\nConnection: close\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    return $sock;
+}
+
+# Timing bounds stretch under valgrind.
+sub slow_factor { $ENV{TEST_NGINX_USE_VALGRIND} ? 10 : 1 }
+
+# How many module sessions wait on a lock right now.
+sub module_waiting_on_lock {
+    return psql("SELECT count(*) FROM pg_stat_activity "
+        . "WHERE application_name = 'ngx_http_threads_module' "
+        . "AND wait_event_type = 'Lock'");
 }
 
 # Server sessions opened by the module (its fallback_application_name).
