@@ -185,3 +185,62 @@ Authorization: Bearer k-atomic
 --- error_code: 500
 --- response_body_unlike
 (?i)constraint|violat|test_no_boom|postgres|sql
+
+=== TEST 13: auth_request names the owner (the README's recipe)
+--- config
+    location = /_auth {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/auth-service;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+    location = /auth-service {
+        if ($http_authorization = "Bearer team-key") {
+            add_header X-Tenant team-a;
+            return 204;
+        }
+        return 401;
+    }
+    location /v1/ {
+        auth_request /_auth;
+        auth_request_set $tenant $upstream_http_x_tenant;
+        threads_api on;
+        threads_owner $tenant;
+        threads_owner_hash off;
+    }
+--- request
+POST /v1/threads
+--- more_headers
+Authorization: Bearer team-key
+--- error_code: 200
+--- sql_check
+SELECT owner FROM threads WHERE id = :id
+---
+team-a
+
+=== TEST 14: auth_request's refusal is a JSON 401
+--- config
+    location = /_auth {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/auth-service;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }
+    location = /auth-service {
+        return 401;
+    }
+    location /v1/ {
+        auth_request /_auth;
+        auth_request_set $tenant $upstream_http_x_tenant;
+        threads_api on;
+        threads_owner $tenant;
+    }
+--- request
+POST /v1/threads
+--- more_headers
+Authorization: Bearer wrong
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+--- json eval
+{ error => { type => 'invalid_request_error', param => undef, code => undef } }
