@@ -433,7 +433,7 @@ main::bad('object_above_max_properties', 'messages[0].metadata')
 main::create({ messages => [ map { +{ role => 'user', content => "\x{20AC}" x 256000 } } 1 .. 32 ] })
 --- more_headers
 Authorization: Bearer k1
---- timeout: 30
+--- timeout: 300
 --- error_code: 200
 --- json eval
 { object => 'thread' }
