@@ -1107,7 +1107,7 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
     ngx_http_threads_pg_conf_t *conf, ngx_str_t *conninfo)
 {
     char              *err, *ci;
-    ngx_uint_t         n, i, has_app, has_enc;
+    ngx_uint_t         n, i, has_app, has_enc, has_gss;
     const char        *host, *hostaddr;
     PQconninfoOption  *opts, *o;
 
@@ -1133,6 +1133,7 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
     hostaddr = NULL;
     has_app = 0;
     has_enc = 0;
+    has_gss = 0;
 
     for (o = opts; o->keyword; o++) {
         if (o->val == NULL) {
@@ -1155,11 +1156,14 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
 
         } else if (ngx_strcmp(o->keyword, "client_encoding") == 0) {
             has_enc = 1;
+
+        } else if (ngx_strcmp(o->keyword, "gssencmode") == 0) {
+            has_gss = 1;
         }
     }
 
-    conf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
-    conf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    conf->keywords = ngx_pcalloc(cf->pool, (n + 5) * sizeof(char *));
+    conf->values = ngx_pcalloc(cf->pool, (n + 5) * sizeof(char *));
     if (conf->keywords == NULL || conf->values == NULL) {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
@@ -1206,6 +1210,15 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
     if (!has_enc) {
         conf->keywords[i] = "client_encoding";
         conf->values[i++] = "UTF8";
+    }
+
+    /*
+     * "prefer" looks for Kerberos credentials at every connect, which may
+     * touch files and the network from the worker: ask for it explicitly.
+     */
+    if (!has_gss) {
+        conf->keywords[i] = "gssencmode";
+        conf->values[i++] = "disable";
     }
 
     conf->keywords[i] = NULL;
