@@ -76,6 +76,21 @@ $scenario{'database-down'} = sub {
         'nothing was half-written during the outage');
 };
 
+$scenario{'query-timeout'} = sub {
+    my $locked = seed_thread(key => 'k1');
+    my $holder = lock_row_in_background($locked, 3 * slow_factor());
+
+    my ($st, $body, $h, $secs) = api('POST', "/v1/threads/$locked",
+        '{"metadata":{"late":"1"}}', 'k1');
+    is($st, 504, 'a statement past the query timeout is a 504');
+    is(ref $body && $body->{error}{type}, 'server_error', 'as a JSON server_error');
+    cmp_ok($secs, '<', 2 * slow_factor(), "answered in ${secs}s");
+
+    ($st) = api('GET', "/v1/threads/$locked", undef, 'k1');
+    is($st, 200, 'the worker goes on serving');
+    waitpid($holder, 0);
+};
+
 add_response_body_check(sub {
     my ($block, $body, $i, $r, $dry) = @_;
     return if $dry || !defined $block->scenario;
@@ -115,3 +130,19 @@ Authorization: Bearer k1
 [crit]
 --- error_log eval
 qr/database unavailable, answering 503.*request_id: [0-9a-f]{32}/
+
+=== TEST 3: a statement past threads_pg_query_timeout is a JSON 504
+--- http_config eval
+$ThreadsTest::HTTP_CONFIG . "    threads_pg_query_timeout 500ms;\n"
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: query-timeout
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
+--- error_log
+threads: database query timed out
