@@ -378,6 +378,9 @@ ngx_http_threads_cleanup(void *data)
 
     ngx_http_threads_pg_cancel(&ctx->query);
     thr_thread_req_free(&ctx->body);
+    thr_list_args_free(&ctx->args);
+    free(ctx->message);
+    ctx->message = NULL;
 }
 
 
@@ -668,15 +671,100 @@ ngx_http_threads_route_path(ngx_http_request_t *r, ngx_str_t *path)
 }
 
 
+/*
+ * Routes: the path's segments after the location prefix, and for each
+ * shape the operation of each method.  -1: the method is not allowed.
+ */
+typedef struct {
+    ngx_uint_t   nsegs;
+    const char  *allow;
+    ngx_int_t    get, post, delete;
+} ngx_http_threads_route_t;
+
+static ngx_http_threads_route_t  ngx_http_threads_routes[] = {
+    /* /threads */
+    { 1, "GET, POST", NGX_HTTP_THREADS_OP_THREAD_LIST,
+      NGX_HTTP_THREADS_OP_THREAD_CREATE, -1 },
+    /* /threads/{thread_id} */
+    { 2, "GET, POST, DELETE", NGX_HTTP_THREADS_OP_THREAD_RETRIEVE,
+      NGX_HTTP_THREADS_OP_THREAD_MODIFY, NGX_HTTP_THREADS_OP_THREAD_DELETE },
+    /* /threads/{thread_id}/messages */
+    { 3, "GET, POST", NGX_HTTP_THREADS_OP_MESSAGE_LIST,
+      NGX_HTTP_THREADS_OP_MESSAGE_CREATE, -1 },
+    /* /threads/{thread_id}/messages/{message_id} */
+    { 4, "GET, POST, DELETE", NGX_HTTP_THREADS_OP_MESSAGE_RETRIEVE,
+      NGX_HTTP_THREADS_OP_MESSAGE_MODIFY, NGX_HTTP_THREADS_OP_MESSAGE_DELETE }
+};
+
+
+/*
+ * Splits path into at most 4 non-empty segments; returns their number, or
+ * 0 when the path has another shape (an empty segment, too many).
+ */
+static ngx_uint_t
+ngx_http_threads_split(ngx_str_t *path, ngx_str_t *segs)
+{
+    u_char      *p, *last, *slash;
+    ngx_uint_t   n;
+
+    p = path->data;
+    last = path->data + path->len;
+
+    for (n = 0; p <= last; n++) {
+        if (n == 4) {
+            return 0;
+        }
+
+        slash = ngx_strlchr(p, last, '/');
+        if (slash == NULL) {
+            slash = last;
+        }
+
+        if (slash == p) {
+            return 0;
+        }
+
+        segs[n].data = p;
+        segs[n].len = slash - p;
+        p = slash + 1;
+    }
+
+    return n;
+}
+
+
+static ngx_int_t
+ngx_http_threads_id_error(ngx_http_request_t *r, ngx_str_t *id,
+    const char *prefix, const char *param, const char *what)
+{
+    thr_error_t  err;
+
+    if (id->len < ngx_strlen(prefix)
+        || ngx_strncmp(id->data, prefix, ngx_strlen(prefix)) != 0)
+    {
+        thr_error_set(&err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                      "invalid_value", param,
+                      "Invalid '%s': '%.*s'. Expected an ID that begins "
+                      "with '%s'.", param, (int) id->len, id->data, prefix);
+        return ngx_http_threads_reject(r, &err);
+    }
+
+    thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error", NULL,
+                  NULL, "No %s found with id '%.*s'.", what, (int) id->len,
+                  id->data);
+    return ngx_http_threads_reject(r, &err);
+}
+
+
 static ngx_int_t
 ngx_http_threads_handler(ngx_http_request_t *r)
 {
-    u_char                       *slash;
-    ngx_int_t                     rc;
-    const char                   *allow;
-    ngx_str_t                     path, id;
+    ngx_int_t                     rc, op;
+    ngx_str_t                     path, segs[4];
+    ngx_uint_t                    n;
     thr_error_t                   err;
     ngx_http_threads_ctx_t       *ctx;
+    ngx_http_threads_route_t     *route;
     ngx_http_threads_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_threads_module);
@@ -704,40 +792,13 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     ngx_http_threads_route_path(r, &path);
 
-    ngx_str_null(&id);
-    slash = ngx_strlchr(path.data, path.data + path.len, '/');
+    n = ngx_http_threads_split(&path, segs);
 
-    if (path.len == 7 && ngx_strncmp(path.data, "threads", 7) == 0) {
-
-        if (r->method != NGX_HTTP_POST) {
-            goto not_allowed;
-        }
-
-        ctx->op = NGX_HTTP_THREADS_OP_THREAD_CREATE;
-
-    } else if (slash && slash - path.data == 7
-               && ngx_strncmp(path.data, "threads", 7) == 0
-               && slash + 1 < path.data + path.len
-               && ngx_strlchr(slash + 1, path.data + path.len, '/') == NULL)
+    if (n == 0
+        || segs[0].len != 7 || ngx_strncmp(segs[0].data, "threads", 7) != 0
+        || (n > 2 && (segs[2].len != 8
+                      || ngx_strncmp(segs[2].data, "messages", 8) != 0)))
     {
-        id.data = slash + 1;
-        id.len = path.data + path.len - id.data;
-
-        switch (r->method) {
-        case NGX_HTTP_GET:
-            ctx->op = NGX_HTTP_THREADS_OP_THREAD_RETRIEVE;
-            break;
-        case NGX_HTTP_POST:
-            ctx->op = NGX_HTTP_THREADS_OP_THREAD_MODIFY;
-            break;
-        case NGX_HTTP_DELETE:
-            ctx->op = NGX_HTTP_THREADS_OP_THREAD_DELETE;
-            break;
-        default:
-            goto not_allowed;
-        }
-
-    } else {
         thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
                       NULL, NULL, "Invalid URL (%.*s %.*s)",
                       (int) r->method_name.len, r->method_name.data,
@@ -745,30 +806,70 @@ ngx_http_threads_handler(ngx_http_request_t *r)
         return ngx_http_threads_reject(r, &err);
     }
 
-    if (id.data) {
-        if (id.len < 6 || ngx_strncmp(id.data, "thread", 6) != 0) {
-            thr_error_set(&err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
-                          "invalid_value", "thread_id",
-                          "Invalid 'thread_id': '%.*s'. Expected an ID that "
-                          "begins with 'thread'.", (int) id.len, id.data);
-            return ngx_http_threads_reject(r, &err);
+    route = &ngx_http_threads_routes[n - 1];
+
+    switch (r->method) {
+    case NGX_HTTP_GET:
+        op = route->get;
+        break;
+    case NGX_HTTP_POST:
+        op = route->post;
+        break;
+    case NGX_HTTP_DELETE:
+        op = route->delete;
+        break;
+    default:
+        op = -1;
+    }
+
+    if (op == -1) {
+        thr_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
+                      NULL, NULL, "Invalid method for URL (%.*s %.*s)",
+                      (int) r->method_name.len, r->method_name.data,
+                      (int) r->uri.len, r->uri.data);
+
+        if (ngx_http_threads_add_header(r, "Allow", route->allow,
+                                        ngx_strlen(route->allow))
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (!thr_id_is_valid((char *) id.data, id.len, "thread_")) {
-            /* no such id was ever made: no need to ask the database */
-            thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
-                          NULL, NULL, "No thread found with id '%.*s'.",
-                          (int) id.len, id.data);
-            return ngx_http_threads_reject(r, &err);
+        return ngx_http_threads_reject(r, &err);
+    }
+
+    ctx->op = op;
+
+    if (n >= 2) {
+        if (!thr_id_is_valid((char *) segs[1].data, segs[1].len, "thread_")) {
+            /* never made here: no need to ask the database */
+            return ngx_http_threads_id_error(r, &segs[1], "thread",
+                                             "thread_id", "thread");
         }
 
-        ctx->thread_id.data = ngx_pnalloc(r->pool, id.len + 1);
+        ctx->thread_id.data = ngx_pnalloc(r->pool, segs[1].len + 1);
         if (ctx->thread_id.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ctx->thread_id.len = id.len;
-        ngx_cpystrn(ctx->thread_id.data, id.data, id.len + 1);
+        ctx->thread_id.len = segs[1].len;
+        ngx_cpystrn(ctx->thread_id.data, segs[1].data, segs[1].len + 1);
+    }
+
+    if (n == 4) {
+        if (segs[3].len < 3 || ngx_strncmp(segs[3].data, "msg", 3) != 0) {
+            return ngx_http_threads_id_error(r, &segs[3], "msg",
+                                             "message_id", "message");
+        }
+
+        /* a malformed one may still be a 404 of its thread: ask */
+        ctx->message_id.data = ngx_pnalloc(r->pool, segs[3].len + 1);
+        if (ctx->message_id.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->message_id.len = segs[3].len;
+        ngx_cpystrn(ctx->message_id.data, segs[3].data, segs[3].len + 1);
     }
 
     if (r->method == NGX_HTTP_POST) {
@@ -801,23 +902,6 @@ ngx_http_threads_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
-
-not_allowed:
-
-    allow = (path.len == 7) ? "POST" : "GET, POST, DELETE";
-
-    thr_error_set(&err, NGX_HTTP_NOT_ALLOWED, "invalid_request_error",
-                  NULL, NULL, "Invalid method for URL (%.*s %.*s)",
-                  (int) r->method_name.len, r->method_name.data,
-                  (int) r->uri.len, r->uri.data);
-
-    if (ngx_http_threads_add_header(r, "Allow", allow, ngx_strlen(allow))
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_threads_reject(r, &err);
 }
 
 

@@ -11,13 +11,20 @@
 
 #include "ngx_http_threads_pg.h"
 #include "ngx_http_threads_json.h"
+#include "ngx_http_threads_args.h"
 
 
 typedef enum {
     NGX_HTTP_THREADS_OP_THREAD_CREATE = 0,
     NGX_HTTP_THREADS_OP_THREAD_RETRIEVE,
     NGX_HTTP_THREADS_OP_THREAD_MODIFY,
-    NGX_HTTP_THREADS_OP_THREAD_DELETE
+    NGX_HTTP_THREADS_OP_THREAD_DELETE,
+    NGX_HTTP_THREADS_OP_THREAD_LIST,
+    NGX_HTTP_THREADS_OP_MESSAGE_CREATE,
+    NGX_HTTP_THREADS_OP_MESSAGE_RETRIEVE,
+    NGX_HTTP_THREADS_OP_MESSAGE_MODIFY,
+    NGX_HTTP_THREADS_OP_MESSAGE_DELETE,
+    NGX_HTTP_THREADS_OP_MESSAGE_LIST
 } ngx_http_threads_op_e;
 
 
@@ -41,8 +48,13 @@ typedef struct {
     ngx_http_request_t           *request;
     ngx_http_threads_op_e         op;
     ngx_str_t                     thread_id;   /* NUL-terminated */
+    ngx_str_t                     message_id;  /* NUL-terminated */
     ngx_str_t                     owner;       /* NUL-terminated */
     thr_thread_req_t              body;        /* malloc'd by json.c */
+    char                         *message;     /* malloc'd by json.c */
+    thr_list_args_t               args;        /* malloc'd by args.c */
+    const char                   *lo;          /* list cursors, see ops */
+    const char                   *hi;
 
     const char                   *values[NGX_HTTP_THREADS_MAX_PARAMS];
     int                           lengths[NGX_HTTP_THREADS_MAX_PARAMS];

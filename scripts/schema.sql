@@ -1,10 +1,12 @@
--- ngx_http_threads_module storage, schema version 1.
+-- ngx_http_threads_module storage, schema version 2.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
 -- table carries owner, every primary key leads with it, every statement
 -- filters by it.  seq is the creation order: created_at has whole seconds
 -- and ids are random, so neither can order objects made in one second.
+
+SET client_min_messages = warning;
 
 BEGIN;
 
@@ -49,6 +51,36 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_thread_seq
     ON messages (owner, thread_id, seq);
 
-INSERT INTO threads_schema (version) VALUES (1) ON CONFLICT DO NOTHING;
+-- Version 2: listings.
+
+-- A deleted object's place in the creation order, so that a listing whose
+-- cursor was deleted meanwhile still pages on from where it was.  Prune
+-- old rows at will (DELETE ... WHERE deleted_at < now() - '7 days'): a
+-- cursor older than that then answers 404.
+CREATE TABLE IF NOT EXISTS thread_tombstones (
+    owner       text         NOT NULL,
+    id          text         NOT NULL,
+    seq         bigint       NOT NULL,
+    deleted_at  timestamptz  NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, id)
+);
+
+CREATE TABLE IF NOT EXISTS message_tombstones (
+    owner       text         NOT NULL,
+    thread_id   text         NOT NULL,
+    id          text         NOT NULL,
+    seq         bigint       NOT NULL,
+    deleted_at  timestamptz  NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, thread_id, id),
+    FOREIGN KEY (owner, thread_id) REFERENCES threads (owner, id)
+        ON DELETE CASCADE
+);
+
+-- listing an owner's threads by one metadata pair: an index, not a scan
+CREATE EXTENSION IF NOT EXISTS btree_gin;
+CREATE INDEX IF NOT EXISTS threads_owner_metadata
+    ON threads USING gin (owner, metadata jsonb_path_ops);
+
+INSERT INTO threads_schema (version) VALUES (1), (2) ON CONFLICT DO NOTHING;
 
 COMMIT;

@@ -44,14 +44,14 @@ Authorization: Bearer k1
 --- json eval
 { error => { message => 'Invalid URL (POST /v1/threads/)' } }
 
-=== TEST 4: GET on the collection is 405 with Allow
+=== TEST 4: PUT on the collection is 405 with Allow
 --- request
 PUT /v1/threads
 --- more_headers
 Authorization: Bearer k1
 --- error_code: 405
 --- response_headers
-Allow: POST
+Allow: GET, POST
 Content-Type: application/json
 --- json eval
 { error => { message => 'Invalid method for URL (PUT /v1/threads)',

@@ -28,7 +28,7 @@ our $HTTP_CONFIG = <<'CONF';
         default                          "";
     }
     threads_pg_conninfo "$TEST_NGINX_PG_CONNINFO";
-    threads_pg_connect_timeout 2s;
+    threads_pg_connect_timeout 5s;
     client_max_body_size 32m;
     client_body_buffer_size 1m;
 CONF

@@ -1,0 +1,106 @@
+-- wrk script for scripts/bench.  One file for every workload, named by
+-- BENCH_WORKLOAD: seed, create, retrieve, modify, delete, mix.
+-- wrk runs this file once in its main Lua state (setup, done) and once per
+-- thread (init, request, response), so counters are per thread and done()
+-- adds them up.
+
+local workload = os.getenv("BENCH_WORKLOAD")
+local ids_file = os.getenv("BENCH_IDS")           -- seeded ids, one a line
+local seed_out = os.getenv("BENCH_SEED_OUT")      -- seed: ids go to .N
+local quota    = tonumber(os.getenv("BENCH_SEED_QUOTA") or "0")
+local headers  = {
+    ["Authorization"] = "Bearer " .. os.getenv("BENCH_KEY"),
+    ["Content-Type"]  = "application/json",
+}
+
+-- main state: the threads, to read their counters in done()
+local threads = {}
+
+function setup(thread)
+    table.insert(threads, thread)
+    thread:set("tid", #threads)
+end
+
+-- thread state
+local ids, n, out = {}, 0, nil
+ok, non2xx, notfound = 0, 0, 0
+
+function init(args)
+    math.randomseed(os.time() * 100 + tid)
+    if workload ~= "seed" then
+        for line in io.lines(ids_file) do ids[#ids + 1] = line end
+    end
+    if workload == "seed" then
+        out = assert(io.open(seed_out .. "." .. tid, "w"))
+        out:setvbuf("line")           -- scripts/bench counts the lines
+    end
+end
+
+-- two metadata pairs, as the pgbench create sends
+local function create()
+    n = n + 1
+    return wrk.format("POST", "/v1/threads", headers, string.format(
+        '{"metadata":{"bench":"%s","n":"%d-%d"}}', workload, tid, n))
+end
+
+local function pick() return ids[math.random(#ids)] end
+
+local function retrieve()
+    return wrk.format("GET", "/v1/threads/" .. pick(), headers)
+end
+
+local function modify()
+    n = n + 1
+    return wrk.format("POST", "/v1/threads/" .. pick(), headers,
+        string.format('{"metadata":{"bench":"modify","n":"%d-%d"}}', tid, n))
+end
+
+local function delete()
+    return wrk.format("DELETE", "/v1/threads/" .. pick(), headers)
+end
+
+local function mix()             -- 70% retrieve, 20% create, 10% modify
+    local r = math.random(100)
+    if r <= 70 then return retrieve() end
+    if r <= 90 then return create() end
+    return modify()
+end
+
+request = ({ seed = create, create = create, retrieve = retrieve,
+             modify = modify, delete = delete, mix = mix })[workload]
+
+function response(status, hdrs, body)
+    if status < 200 or status > 299 then
+        non2xx = non2xx + 1
+        if status == 404 then notfound = notfound + 1 end
+        return
+    end
+    ok = ok + 1
+    if out then
+        out:write(body:match('"id"%s*:%s*"(thread_%w+)"'), "\n")
+        if ok >= quota then     -- this thread's share is seeded
+            out:close()
+            out = nil
+            wrk.thread:stop()
+        end
+    end
+end
+
+function done(summary, latency, requests)
+    local t = { ok = 0, non2xx = 0, notfound = 0 }
+    for _, thread in ipairs(threads) do
+        for k in pairs(t) do t[k] = t[k] + thread:get(k) end
+    end
+    local e = summary.errors
+    -- the delete run deletes random ids again and again: its 404s are
+    -- expected; any other non-2xx, or a socket error, is an error
+    local expected = workload == "delete" and t.notfound or 0
+    local errors = e.connect + e.read + e.write + e.timeout
+        + t.non2xx - expected
+    io.write(string.format("bench workload=%s tool=wrk rps=%.0f"
+        .. " p50_ms=%.2f p99_ms=%.2f errors=%d non2xx=%d notfound=%d"
+        .. " requests=%d\n",
+        workload, summary.requests / (summary.duration / 1e6),
+        latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+        errors, t.non2xx, t.notfound, summary.requests))
+end
