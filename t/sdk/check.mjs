@@ -104,4 +104,38 @@ await check('a missing key is an AuthenticationError', async () => {
   assert.ok(e instanceof OpenAI.AuthenticationError);
 });
 
+await check('messages: create, retrieve, update, delete', async () => {
+  const t = await alice.beta.threads.create();
+  const m = await alice.beta.threads.messages.create(t.id, { role: 'user', content: 'hi' });
+  assert.match(m.id, /^msg_[A-Za-z0-9]{24}$/);
+  assert.equal(m.thread_id, t.id);
+  assert.deepEqual(m.content, [{ type: 'text', text: { value: 'hi', annotations: [] } }]);
+  assert.deepEqual(await alice.beta.threads.messages.retrieve(m.id, { thread_id: t.id }), m);
+  const u = await alice.beta.threads.messages.update(m.id, { thread_id: t.id, metadata: { x: 'y' } });
+  assert.deepEqual(u.metadata, { x: 'y' });
+  const d = await alice.beta.threads.messages.delete(m.id, { thread_id: t.id });
+  assert.deepEqual(d, { id: m.id, object: 'thread.message.deleted', deleted: true });
+  await rejects(alice.beta.threads.messages.retrieve(m.id, { thread_id: t.id }), 404);
+});
+
+await check('auto-pagination walks every message exactly once', async () => {
+  const t = await alice.beta.threads.create({
+    messages: [...Array(32).keys()].map((i) => ({ role: 'user', content: `m${i}` })),
+  });
+  for (let i = 32; i < 62; i++) {
+    await alice.beta.threads.messages.create(t.id, { role: 'assistant', content: `m${i}` });
+  }
+  const seen = [];
+  for await (const m of alice.beta.threads.messages.list(t.id, { limit: 20 })) {
+    seen.push(m.content[0].text.value);
+  }
+  assert.equal(seen.length, 62);
+  assert.deepEqual(seen, [...Array(62).keys()].reverse().map((i) => `m${i}`));
+  const asc = [];
+  for await (const m of alice.beta.threads.messages.list(t.id, { limit: 7, order: 'asc' })) {
+    asc.push(m.content[0].text.value);
+  }
+  assert.deepEqual(asc, [...Array(62).keys()].map((i) => `m${i}`));
+});
+
 console.log(`1..${n}`);
