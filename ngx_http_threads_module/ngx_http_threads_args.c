@@ -692,7 +692,7 @@ thr_args_metadata(thr_args_ctx_t *ctx)
 }
 
 
-/* A copy of s, or of its first len bytes; s NULL leaves *out NULL. */
+/* A copy of s[0..len), all of s if len is SIZE_MAX; s NULL: *out stays. */
 
 static int
 thr_args_dup(const char *s, size_t len, char **out)
