@@ -70,7 +70,8 @@ static void ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_step_done(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc);
-static void ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc);
+static ngx_int_t ngx_http_threads_pg_idle_check(
+    ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_release(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_status_e status);
@@ -155,9 +156,20 @@ ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
         return;
     }
 
-    if (!ngx_queue_empty(&pool->idle)) {
+    while (!ngx_queue_empty(&pool->idle)) {
         head = ngx_queue_head(&pool->idle);
         pc = ngx_queue_data(head, ngx_http_threads_pg_conn_t, queue);
+
+        /*
+         * A server that ended the session (restart, pg_terminate_backend,
+         * idle_session_timeout) said so before closing: that news may be
+         * waiting unread in the socket.  Check before trusting it.
+         */
+        if (ngx_http_threads_pg_read_ready(pc)
+            && ngx_http_threads_pg_idle_check(pc) != NGX_OK)
+        {
+            continue;
+        }
 
         ngx_queue_remove(head);
         ngx_queue_insert_tail(&pool->busy, head);
@@ -470,7 +482,7 @@ ngx_http_threads_pg_event(ngx_event_t *ev)
         return;
 
     case NGX_HTTP_THREADS_PG_IDLE:
-        ngx_http_threads_pg_idle_check(pc);
+        (void) ngx_http_threads_pg_idle_check(pc);
         return;
 
     default:
@@ -655,7 +667,7 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
 
     /* a server that closed meanwhile shows as readable now */
     if (ngx_http_threads_pg_read_ready(pc)) {
-        ngx_http_threads_pg_idle_check(pc);
+        (void) ngx_http_threads_pg_idle_check(pc);
     }
 }
 
@@ -787,6 +799,16 @@ ngx_http_threads_pg_step_done(ngx_http_threads_pg_conn_t *pc)
     pc->res = NULL;
     st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
+    if (st == PGRES_FATAL_ERROR && PQstatus(pc->pg) == CONNECTION_BAD) {
+        /* the session ended under us ("terminating connection ...") */
+        ngx_log_error(NGX_LOG_ERR, q ? q->log : pool->log, 0,
+                      "threads: database connection lost: %s",
+                      res ? PQresultErrorMessage(res) : "no result");
+        PQclear(res);
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return;
+    }
+
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         /* the text goes to the log only, never to a client */
         ngx_log_error(NGX_LOG_ERR, q ? q->log : pool->log, 0,
@@ -856,7 +878,8 @@ ngx_http_threads_pg_release(ngx_http_threads_pg_conn_t *pc)
 }
 
 
-static void
+/* NGX_OK if the idle connection is still good; else it is closed. */
+static ngx_int_t
 ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
 {
     PGresult  *res;
@@ -864,7 +887,7 @@ ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
     if (pc->c->close) {
         /* worker is shutting down or reloading */
         ngx_http_threads_pg_close(pc);
-        return;
+        return NGX_DECLINED;
     }
 
     do {
@@ -873,7 +896,7 @@ ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
                           "threads: idle database connection closed: %s",
                           PQerrorMessage(pc->pg));
             ngx_http_threads_pg_close(pc);
-            return;
+            return NGX_DECLINED;
         }
 
         while (!PQisBusy(pc->pg)) {
@@ -888,7 +911,10 @@ ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
 
     if (PQstatus(pc->pg) != CONNECTION_OK) {
         ngx_http_threads_pg_close(pc);
+        return NGX_DECLINED;
     }
+
+    return NGX_OK;
 }
 
 
