@@ -59,6 +59,7 @@ GET /t
 X-Num: \d+
 Server: nginx/.*
 --- raw_response_headers_like: ^HTTP/1.1 200 OK\r\n
+--- raw_response_headers_unlike: X-Num: \D
 --- response_body
 ok
 
@@ -197,3 +198,34 @@ Transfer-Encoding: chunked
 !Content-Length
 --- response_body chomp
 a/tb
+
+
+
+=== TEST 15: response_body_unlike, error_code_like
+--- config
+    location = /t {
+        return 200 "all good here\n";
+    }
+--- request
+GET /t
+--- response_body_unlike: error|fail
+--- error_code_like: ^2\d\d$
+
+
+
+=== TEST 16: $TEST_NGINX_RAND_PORT_N: one free port for all sections of a block
+--- http_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_RAND_PORT_1;
+        location / {
+            return 200 "backend\n";
+        }
+    }
+--- config
+    location = /t {
+        proxy_pass http://127.0.0.1:$TEST_NGINX_RAND_PORT_1/;
+    }
+--- request
+GET /t
+--- response_body
+backend

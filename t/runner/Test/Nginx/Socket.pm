@@ -207,10 +207,10 @@ sub expand_env_in_text ($$) {
     $text =~ s{\$(TEST_NGINX_[_A-Z0-9]+)}{
         my $var = $1;
         if ($var =~ /^TEST_NGINX_RAND_PORT_[0-9]+$/) {
-            $RandPorts->{$var} //= gen_rand_port(
+            $RandPorts->{$var} // ($RandPorts->{$var} = gen_rand_port(
                 { $ServerPort => 1, map { $_ => 1 } values %$RandPorts })
                 // bail_out("$name - Cannot find an available listening "
-                            . "port number for $var.\n");
+                            . "port number for $var.\n"));
         } else {
             bail_out("$name - No environment $var defined.\n")
                 unless defined $ENV{$var};
