@@ -464,6 +464,14 @@ ngx_http_threads_op_start(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (len > 256 * 1024) {
+        /*
+         * Validating a large body takes a while; the timers the pool sets
+         * next count from nginx's cached clock, which must not be stale.
+         */
+        ngx_time_update();
+    }
+
     ctx->query.stmt = &ngx_http_threads_stmts[stmt];
     ctx->query.stmt_index = stmt;
     ctx->query.values = ctx->values;

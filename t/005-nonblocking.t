@@ -18,7 +18,8 @@ add_response_body_check(sub {
 
     my $locked = seed_thread(key => 'k1');
     my $other = seed_thread(key => 'k1');
-    my $holder = lock_row_in_background($locked, 4 * slow_factor());
+    my $holder = lock_row_in_background($locked,
+        $ENV{TEST_NGINX_USE_VALGRIND} ? 15 : 4);
 
     # a modify of the locked thread goes in and waits in the database
     my $sock = raw_request('POST', "/v1/threads/$locked",
