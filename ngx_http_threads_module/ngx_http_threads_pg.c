@@ -5,6 +5,14 @@
  * nginx connection only to receive events; libpq alone reads, writes and
  * closes it (PQfinish), so nginx's side is freed with ngx_free_connection
  * and never ngx_close_connection.
+ *
+ * Connections run in libpq's pipeline mode.  Each query is its own sync
+ * segment (an error aborts only its own request), sent with its Prepare
+ * the first time a connection meets the statement, so that every query
+ * is one round trip.  A connection carries up to `pipeline` queries at
+ * once, but only when every connection of the pool is busy: until then a
+ * new query takes an idle or a new connection, so that one slow query
+ * (a lock wait) delays nobody else.
  */
 
 #include <ngx_config.h>
@@ -21,9 +29,23 @@
 typedef enum {
     NGX_HTTP_THREADS_PG_CONNECTING = 0,
     NGX_HTTP_THREADS_PG_IDLE,
-    NGX_HTTP_THREADS_PG_PREPARING,
-    NGX_HTTP_THREADS_PG_QUERYING
+    NGX_HTTP_THREADS_PG_BUSY
 } ngx_http_threads_pg_state_e;
+
+
+/*
+ * A query on the wire.  It outlives its query when the request goes away
+ * (query is then NULL): the results still come and are dropped.
+ */
+typedef struct {
+    ngx_queue_t                    queue;    /* in conn.inflight or free */
+    ngx_http_threads_pg_query_t   *query;
+    ngx_uint_t                     stmt_index;
+    ngx_uint_t                     ends;     /* NULL results still due */
+    PGresult                      *res;      /* the query's first result */
+    unsigned                       prepare:1;
+    unsigned                       error:1;
+} ngx_http_threads_pg_slot_t;
 
 
 struct ngx_http_threads_pg_conn_s {
@@ -33,10 +55,9 @@ struct ngx_http_threads_pg_conn_s {
     ino_t                          ino;      /* to notice a new socket */
     ngx_event_t                    timer;
     ngx_http_threads_pg_state_e    state;
-    ngx_http_threads_pg_query_t   *query;
-    PGresult                      *res;      /* first result of a step */
+    ngx_queue_t                    inflight; /* slots, oldest first */
+    ngx_uint_t                     ninflight;
     uint64_t                       prepared; /* bit per statement */
-    ngx_uint_t                     stmt_index; /* of the step under way */
     unsigned                       flushing:1;
     unsigned                       reused:1;
 };
@@ -55,6 +76,8 @@ typedef struct {
 
     ngx_queue_t                    waiting;
     ngx_uint_t                     nwaiting;
+
+    ngx_queue_t                    free_slots;
 } ngx_http_threads_pg_pool_t;
 
 
@@ -68,15 +91,16 @@ static void ngx_http_threads_pg_event(ngx_event_t *ev);
 static void ngx_http_threads_pg_timeout(ngx_event_t *ev);
 static void ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc);
-static void ngx_http_threads_pg_step_done(ngx_http_threads_pg_conn_t *pc);
-static void ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc);
+static ngx_int_t ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_slot_t *slot);
+static ngx_int_t ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_query_t *q);
 static ngx_int_t ngx_http_threads_pg_idle_check(
     ngx_http_threads_pg_conn_t *pc);
-static void ngx_http_threads_pg_release(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_status_e status);
 static void ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc);
-static void ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc);
+static ngx_int_t ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
     ngx_http_threads_pg_status_e status, PGresult *res);
 static void ngx_http_threads_pg_fail_waiting(void);
@@ -108,6 +132,7 @@ ngx_http_threads_pg_init_worker(ngx_cycle_t *cycle,
     ngx_queue_init(&pool->idle);
     ngx_queue_init(&pool->busy);
     ngx_queue_init(&pool->waiting);
+    ngx_queue_init(&pool->free_slots);
 
     return NGX_OK;
 }
@@ -130,31 +155,27 @@ ngx_http_threads_pg_exit_worker(void)
         while (!ngx_queue_empty(head)) {
             q = ngx_queue_head(head);
             pc = ngx_queue_data(q, ngx_http_threads_pg_conn_t, queue);
-            pc->query = NULL;
             ngx_http_threads_pg_close(pc);
         }
+    }
+
+    while (!ngx_queue_empty(&pool->free_slots)) {
+        q = ngx_queue_head(&pool->free_slots);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_http_threads_pg_slot_t, queue));
     }
 
     pool->conf = NULL;
 }
 
 
-void
-ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
+/* Takes an idle connection that is still good, or NULL. */
+static ngx_http_threads_pg_conn_t *
+ngx_http_threads_pg_take_idle(void)
 {
     ngx_queue_t                 *head;
     ngx_http_threads_pg_conn_t  *pc;
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
-
-    q->conn = NULL;
-    q->waiting = 0;
-    q->sent = 0;
-    q->done = 0;
-
-    if (pool->conf == NULL) {
-        ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
-        return;
-    }
 
     while (!ngx_queue_empty(&pool->idle)) {
         head = ngx_queue_head(&pool->idle);
@@ -176,23 +197,87 @@ ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
 
         pc->c->idle = 0;
         pc->reused = 1;
+        pc->state = NGX_HTTP_THREADS_PG_BUSY;
 
         if (pc->timer.timer_set) {
             ngx_del_timer(&pc->timer);
         }
 
-        pc->query = q;
-        q->conn = pc;
-        ngx_http_threads_pg_send(pc);
+        return pc;
+    }
+
+    return NULL;
+}
+
+
+/* The busy connection with the shortest pipeline, if it has room. */
+static ngx_http_threads_pg_conn_t *
+ngx_http_threads_pg_take_busy(void)
+{
+    ngx_queue_t                 *q;
+    ngx_http_threads_pg_conn_t  *pc, *best;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    best = NULL;
+
+    for (q = ngx_queue_head(&pool->busy);
+         q != ngx_queue_sentinel(&pool->busy);
+         q = ngx_queue_next(q))
+    {
+        pc = ngx_queue_data(q, ngx_http_threads_pg_conn_t, queue);
+
+        if (pc->state == NGX_HTTP_THREADS_PG_BUSY
+            && pc->ninflight < pool->conf->pipeline
+            && (best == NULL || pc->ninflight < best->ninflight))
+        {
+            best = pc;
+        }
+    }
+
+    return best;
+}
+
+
+void
+ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
+{
+    ngx_http_threads_pg_conn_t  *pc;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    q->slot = NULL;
+    q->waiting = 0;
+    q->sent = 0;
+    q->done = 0;
+
+    if (pool->conf == NULL) {
+        ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
         return;
     }
 
-    if (pool->nconns < pool->conf->pool_size) {
+    /*
+     * A retry skips the idle connections: the one that just failed may
+     * not have been the only dead one.
+     */
+    pc = q->retried ? NULL : ngx_http_threads_pg_take_idle();
+
+    if (pc == NULL && pool->nconns < pool->conf->pool_size) {
         ngx_http_threads_pg_enqueue(q, ngx_max(pool->conf->queue_timeout,
                                                pool->conf->connect_timeout));
 
         if (ngx_http_threads_pg_connect() != NGX_OK) {
             ngx_http_threads_pg_fail_waiting();
+        }
+
+        return;
+    }
+
+    if (pc == NULL) {
+        pc = ngx_http_threads_pg_take_busy();
+    }
+
+    if (pc) {
+        if (ngx_http_threads_pg_send(pc, q) != NGX_OK) {
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
         }
 
         return;
@@ -215,6 +300,8 @@ ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
 void
 ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
 {
+    ngx_http_threads_pg_slot_t  *slot;
+
     if (q->waiting) {
         ngx_queue_remove(&q->queue);
         ngx_http_threads_pg_pool.nwaiting--;
@@ -225,10 +312,12 @@ ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
         ngx_del_timer(&q->wait);
     }
 
-    if (q->conn) {
-        /* the result is read and dropped; the connection goes back */
-        q->conn->query = NULL;
-        q->conn = NULL;
+    slot = q->slot;
+
+    if (slot) {
+        /* the result is read and dropped; the connection goes on */
+        slot->query = NULL;
+        q->slot = NULL;
     }
 
     q->done = 1;
@@ -277,7 +366,7 @@ ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
         ngx_del_timer(&q->wait);
     }
 
-    q->conn = NULL;
+    q->slot = NULL;
     q->done = 1;
     q->handler(q, status, res);
 }
@@ -328,6 +417,7 @@ ngx_http_threads_pg_connect(void)
         return NGX_ERROR;
     }
 
+    ngx_queue_init(&pc->inflight);
     pc->state = NGX_HTTP_THREADS_PG_CONNECTING;
     pc->timer.handler = ngx_http_threads_pg_timeout;
     pc->timer.data = pc;
@@ -514,14 +604,461 @@ ngx_http_threads_pg_timeout(ngx_event_t *ev)
 
     default:
         /*
-         * Closing the connection ends the query: the server notices the
-         * closed socket.  A blocking PQcancel is not an option here.
+         * No result for query_timeout.  Closing the connection ends the
+         * statement: the server notices the closed socket.  A blocking
+         * PQcancel is not an option here.
          */
-        ngx_log_error(NGX_LOG_ERR, pc->query ? pc->query->log : pool->log, 0,
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "threads: database query timed out");
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_TIMEOUT);
         return;
     }
+}
+
+
+/*
+ * A connection with room serves the oldest waiters, or rests in the pool.
+ * NGX_OK: it is busy; NGX_DONE: it went idle; NGX_ERROR: it is gone.
+ */
+static ngx_int_t
+ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_queue_t                  *head;
+    ngx_http_threads_pg_query_t  *q;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    if (pc->state == NGX_HTTP_THREADS_PG_IDLE) {
+        pc->state = NGX_HTTP_THREADS_PG_BUSY;
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)
+           && pc->ninflight < pool->conf->pipeline)
+    {
+        head = ngx_queue_head(&pool->waiting);
+        q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
+
+        ngx_queue_remove(head);
+        pool->nwaiting--;
+        q->waiting = 0;
+
+        if (q->wait.timer_set) {
+            ngx_del_timer(&q->wait);
+        }
+
+        if (ngx_http_threads_pg_send(pc, q) != NGX_OK) {
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return NGX_ERROR;
+        }
+    }
+
+    if (pc->ninflight) {
+        return NGX_OK;
+    }
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        ngx_http_threads_pg_close(pc);
+        return NGX_ERROR;
+    }
+
+    pc->state = NGX_HTTP_THREADS_PG_IDLE;
+    pc->c->idle = 1;
+
+    ngx_queue_remove(&pc->queue);
+    ngx_queue_insert_head(&pool->idle, &pc->queue);
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pool->conf->idle_timeout) {
+        pc->timer.cancelable = 1;
+        ngx_add_timer(&pc->timer, pool->conf->idle_timeout);
+    }
+
+    /* a server that closed meanwhile shows as readable now */
+    if (ngx_http_threads_pg_read_ready(pc)
+        && ngx_http_threads_pg_idle_check(pc) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Puts q on the wire as its own sync segment, with a Prepare in front the
+ * first time this connection meets the statement.  NGX_ERROR: the
+ * connection is broken (q went back to the waiting queue's head).
+ */
+static ngx_int_t
+ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_query_t *q)
+{
+    int                                rc;
+    uint64_t                           bit;
+    ngx_queue_t                       *head;
+    ngx_http_threads_pg_slot_t        *slot;
+    ngx_http_threads_pg_pool_t        *pool = &ngx_http_threads_pg_pool;
+    const ngx_http_threads_pg_stmt_t  *stmt = q->stmt;
+
+    if (!ngx_queue_empty(&pool->free_slots)) {
+        head = ngx_queue_head(&pool->free_slots);
+        ngx_queue_remove(head);
+        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+        ngx_memzero(slot, sizeof(ngx_http_threads_pg_slot_t));
+
+    } else {
+        slot = ngx_calloc(sizeof(ngx_http_threads_pg_slot_t), pool->log);
+        if (slot == NULL) {
+            ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
+            return NGX_OK;
+        }
+    }
+
+    bit = (uint64_t) 1 << q->stmt_index;
+    slot->stmt_index = q->stmt_index;
+    slot->ends = 1;
+    rc = 1;
+
+    if (pool->conf->prepare && !(pc->prepared & bit)) {
+        rc = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
+                           NULL);
+        /* set now: the next segment may use it before this one is back */
+        pc->prepared |= bit;
+        slot->prepare = 1;
+        slot->ends = 2;
+    }
+
+    if (rc && pool->conf->prepare) {
+        rc = PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams,
+                                 q->values, q->lengths, NULL, 0);
+
+    } else if (rc) {
+        /* unnamed statements: they survive transaction-mode poolers */
+        rc = PQsendQueryParams(pc->pg, stmt->sql, stmt->nparams, NULL,
+                               q->values, q->lengths, NULL, 0);
+    }
+
+    if (rc) {
+        rc = PQpipelineSync(pc->pg);
+    }
+
+    ngx_queue_insert_tail(&pc->inflight, &slot->queue);
+    pc->ninflight++;
+
+    if (!rc) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "threads: cannot send to the database: %s",
+                      PQerrorMessage(pc->pg));
+        /* q is not on the wire: the failure may give it another go */
+        slot->query = q;
+        q->slot = slot;
+        return NGX_ERROR;
+    }
+
+    slot->query = q;
+    q->slot = slot;
+    q->sent = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "threads: %ui queries in flight", pc->ninflight);
+
+    if (pc->ninflight == 1) {
+        pc->timer.cancelable = 0;
+        if (pc->timer.timer_set) {
+            ngx_del_timer(&pc->timer);
+        }
+        ngx_add_timer(&pc->timer, pool->conf->query_timeout);
+    }
+
+    rc = PQflush(pc->pg);
+
+    if (rc == -1) {
+        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+                      "threads: cannot send to the database: %s",
+                      PQerrorMessage(pc->pg));
+        return NGX_ERROR;
+    }
+
+    /* rc == 1: the rest goes out on write events */
+    pc->flushing = (rc == 1);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
+{
+    int                          rc;
+    PGresult                    *res;
+    ngx_queue_t                 *head;
+    ExecStatusType               st;
+    ngx_http_threads_pg_slot_t  *slot;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (pc->flushing) {
+        rc = PQflush(pc->pg);
+
+        if (rc == -1) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: cannot send to the database: %s",
+                          PQerrorMessage(pc->pg));
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return;
+        }
+
+        pc->flushing = (rc == 1);
+    }
+
+    for ( ;; ) {
+
+        if (!PQconsumeInput(pc->pg)) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: database connection lost: %s",
+                          PQerrorMessage(pc->pg));
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return;
+        }
+
+        while (pc->ninflight && !PQisBusy(pc->pg)) {
+            head = ngx_queue_head(&pc->inflight);
+            slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+
+            res = PQgetResult(pc->pg);
+
+            if (res == NULL) {
+                if (slot->ends == 0) {
+                    break;              /* the sync is not here yet */
+                }
+
+                slot->ends--;
+                continue;
+            }
+
+            st = PQresultStatus(res);
+
+            if (st == PGRES_PIPELINE_SYNC) {
+                PQclear(res);
+
+                if (ngx_http_threads_pg_slot_done(pc, slot) != NGX_OK) {
+                    /* the connection went idle, or was closed */
+                    return;
+                }
+
+                continue;
+            }
+
+            if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+
+                if (PQstatus(pc->pg) == CONNECTION_BAD) {
+                    /* the session ended ("terminating connection ...") */
+                    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                                  "threads: database connection lost: %s",
+                                  PQresultErrorMessage(res));
+                    PQclear(res);
+                    ngx_http_threads_pg_fail(pc,
+                                             NGX_HTTP_THREADS_PG_UNAVAILABLE);
+                    return;
+                }
+
+                if (st != PGRES_PIPELINE_ABORTED) {
+                    /* the text goes to the log only, never to a client */
+                    ngx_log_error(NGX_LOG_ERR,
+                                  slot->query ? slot->query->log : pool->log,
+                                  0, "threads: database error in \"%s\": %s",
+                                  pool->stmts[slot->stmt_index].name,
+                                  PQresultErrorMessage(res));
+                }
+
+                slot->error = 1;
+
+                if (slot->prepare && slot->ends == 2) {
+                    /* it was never prepared after all */
+                    pc->prepared &= ~((uint64_t) 1 << slot->stmt_index);
+                }
+
+                PQclear(res);
+                continue;
+            }
+
+            if (slot->prepare && slot->ends == 2) {
+                PQclear(res);           /* the Prepare's own result */
+
+            } else if (slot->res == NULL) {
+                slot->res = res;
+
+            } else {
+                PQclear(res);
+            }
+        }
+
+        if (!ngx_http_threads_pg_read_ready(pc)) {
+            return;
+        }
+    }
+}
+
+
+/*
+ * A query's segment is complete: its request gets the answer.  NGX_OK:
+ * the connection has more in flight; else it went idle or is gone.
+ */
+static ngx_int_t
+ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_slot_t *slot)
+{
+    ngx_http_threads_pg_query_t  *q = slot->query;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    ngx_queue_remove(&slot->queue);
+    pc->ninflight--;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->ninflight) {
+        /* progress: the next query gets a full query_timeout */
+        pc->timer.cancelable = 0;
+        ngx_add_timer(&pc->timer, pool->conf->query_timeout);
+    }
+
+    if (q) {
+        ngx_http_threads_pg_finish(q, slot->error || slot->res == NULL
+                                      ? NGX_HTTP_THREADS_PG_ERROR
+                                      : NGX_HTTP_THREADS_PG_OK,
+                                   slot->res);
+    }
+
+    if (slot->res) {
+        PQclear(slot->res);
+    }
+
+    ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+
+    if (PQstatus(pc->pg) != CONNECTION_OK) {
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return NGX_ERROR;
+    }
+
+    return ngx_http_threads_pg_assign(pc);
+}
+
+
+/*
+ * The connection broke or timed out.  Its queries get the status, but a
+ * statement that may safely run twice gets one more go on a fresh
+ * connection when the broken one came from the idle pool (it may just
+ * have been a dead idle connection); one that never left this worker
+ * too.  A create that reached the server is never sent again.
+ */
+static void
+ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_status_e status)
+{
+    ngx_uint_t                    connecting, reused;
+    ngx_queue_t                   failed, *head;
+    ngx_http_threads_pg_slot_t   *slot;
+    ngx_http_threads_pg_query_t  *q;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    connecting = (pc->state == NGX_HTTP_THREADS_PG_CONNECTING);
+    reused = pc->reused;
+
+    /* take the in-flight queries off the connection before closing it */
+    ngx_queue_init(&failed);
+
+    while (!ngx_queue_empty(&pc->inflight)) {
+        head = ngx_queue_head(&pc->inflight);
+        ngx_queue_remove(head);
+        ngx_queue_insert_tail(&failed, head);
+    }
+
+    pc->ninflight = 0;
+    ngx_http_threads_pg_close(pc);
+
+    if (connecting) {
+        ngx_http_threads_pg_fail_waiting();
+        return;
+    }
+
+    while (!ngx_queue_empty(&failed)) {
+        head = ngx_queue_head(&failed);
+        ngx_queue_remove(head);
+        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+
+        q = slot->query;
+
+        if (slot->res) {
+            PQclear(slot->res);
+        }
+
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+
+        if (q == NULL) {
+            continue;
+        }
+
+        q->slot = NULL;
+
+        if (status == NGX_HTTP_THREADS_PG_UNAVAILABLE && !q->retried
+            && (!q->sent || (reused && q->stmt->idempotent)))
+        {
+            ngx_log_error(NGX_LOG_INFO, q->log, 0,
+                          "threads: retrying on a fresh database connection");
+            q->retried = 1;
+            ngx_http_threads_pg_run(q);
+            continue;
+        }
+
+        ngx_http_threads_pg_finish(q, status, NULL);
+    }
+
+    ngx_http_threads_pg_pump();
+}
+
+
+static void
+ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_queue_t                 *head;
+    ngx_http_threads_pg_slot_t  *slot;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->state == NGX_HTTP_THREADS_PG_CONNECTING) {
+        pool->nconnecting--;
+    }
+
+    /* queries still on it are forgotten: their requests are going away */
+    while (!ngx_queue_empty(&pc->inflight)) {
+        head = ngx_queue_head(&pc->inflight);
+        ngx_queue_remove(head);
+        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+
+        if (slot->query) {
+            slot->query->slot = NULL;
+        }
+
+        if (slot->res) {
+            PQclear(slot->res);
+        }
+
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+    }
+
+    ngx_queue_remove(&pc->queue);
+    pool->nconns--;
+
+    ngx_http_threads_pg_unregister(pc);
+
+    PQfinish(pc->pg);
+    ngx_free(pc);
 }
 
 
@@ -601,9 +1138,11 @@ ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
         return;
     }
 
-    if (PQsetnonblocking(pc->pg, 1) != 0) {
+    if (PQsetnonblocking(pc->pg, 1) != 0
+        || PQenterPipelineMode(pc->pg) != 1)
+    {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "threads: PQsetnonblocking() failed: %s",
+                      "threads: cannot set up the database connection: %s",
                       PQerrorMessage(pc->pg));
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
         return;
@@ -619,262 +1158,7 @@ ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
     }
 
     pc->state = NGX_HTTP_THREADS_PG_IDLE;
-    ngx_http_threads_pg_assign(pc);
-}
-
-
-/* A ready connection serves the oldest waiter, or rests in the pool. */
-static void
-ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
-{
-    ngx_queue_t                  *head;
-    ngx_http_threads_pg_query_t  *q;
-    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
-
-    if (!ngx_queue_empty(&pool->waiting)) {
-        head = ngx_queue_head(&pool->waiting);
-        q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
-
-        ngx_queue_remove(head);
-        pool->nwaiting--;
-        q->waiting = 0;
-
-        if (q->wait.timer_set) {
-            ngx_del_timer(&q->wait);
-        }
-
-        pc->query = q;
-        q->conn = pc;
-        ngx_http_threads_pg_send(pc);
-        return;
-    }
-
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
-        ngx_http_threads_pg_close(pc);
-        return;
-    }
-
-    pc->state = NGX_HTTP_THREADS_PG_IDLE;
-    pc->c->idle = 1;
-
-    ngx_queue_remove(&pc->queue);
-    ngx_queue_insert_head(&pool->idle, &pc->queue);
-
-    if (pool->conf->idle_timeout) {
-        pc->timer.cancelable = 1;
-        ngx_add_timer(&pc->timer, pool->conf->idle_timeout);
-    }
-
-    /* a server that closed meanwhile shows as readable now */
-    if (ngx_http_threads_pg_read_ready(pc)) {
-        (void) ngx_http_threads_pg_idle_check(pc);
-    }
-}
-
-
-static void
-ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc)
-{
-    int                           ok, rc;
-    uint64_t                      bit;
-    ngx_http_threads_pg_query_t  *q = pc->query;
-    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
-    const ngx_http_threads_pg_stmt_t  *stmt = q->stmt;
-
-    bit = (uint64_t) 1 << q->stmt_index;
-    pc->stmt_index = q->stmt_index;
-
-    if (pool->conf->prepare && !(pc->prepared & bit)) {
-        ok = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
-                           NULL);
-        pc->state = NGX_HTTP_THREADS_PG_PREPARING;
-
-    } else if (pool->conf->prepare) {
-        ok = PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams,
-                                 q->values, q->lengths, NULL, 0);
-        pc->state = NGX_HTTP_THREADS_PG_QUERYING;
-        q->sent = 1;
-
-    } else {
-        /* unnamed statements: they survive transaction-mode poolers */
-        ok = PQsendQueryParams(pc->pg, stmt->sql, stmt->nparams, NULL,
-                               q->values, q->lengths, NULL, 0);
-        pc->state = NGX_HTTP_THREADS_PG_QUERYING;
-        q->sent = 1;
-    }
-
-    if (!ok) {
-        q->sent = 0;
-        ngx_log_error(NGX_LOG_ERR, q->log, 0,
-                      "threads: cannot send to the database: %s",
-                      PQerrorMessage(pc->pg));
-        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-        return;
-    }
-
-    pc->timer.cancelable = 0;
-    if (pc->timer.timer_set) {
-        ngx_del_timer(&pc->timer);
-    }
-    ngx_add_timer(&pc->timer, pool->conf->query_timeout);
-
-    rc = PQflush(pc->pg);
-
-    if (rc == -1) {
-        ngx_log_error(NGX_LOG_ERR, q->log, 0,
-                      "threads: cannot send to the database: %s",
-                      PQerrorMessage(pc->pg));
-        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-        return;
-    }
-
-    /* rc == 1: the rest goes out on write events */
-    pc->flushing = (rc == 1);
-}
-
-
-static void
-ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
-{
-    int                          rc;
-    PGresult                    *res;
-    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
-
-    if (pc->flushing) {
-        rc = PQflush(pc->pg);
-
-        if (rc == -1) {
-            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                          "threads: cannot send to the database: %s",
-                          PQerrorMessage(pc->pg));
-            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-            return;
-        }
-
-        pc->flushing = (rc == 1);
-    }
-
-    for ( ;; ) {
-
-        if (!PQconsumeInput(pc->pg)) {
-            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                          "threads: database connection lost: %s",
-                          PQerrorMessage(pc->pg));
-            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-            return;
-        }
-
-        while (!PQisBusy(pc->pg)) {
-            res = PQgetResult(pc->pg);
-
-            if (res == NULL) {
-                ngx_http_threads_pg_step_done(pc);
-                return;
-            }
-
-            if (pc->res == NULL) {
-                pc->res = res;
-
-            } else {
-                PQclear(res);
-            }
-        }
-
-        if (!ngx_http_threads_pg_read_ready(pc)) {
-            return;
-        }
-    }
-}
-
-
-/* All results of the statement sent last are in pc->res. */
-static void
-ngx_http_threads_pg_step_done(ngx_http_threads_pg_conn_t *pc)
-{
-    PGresult                     *res = pc->res;
-    ExecStatusType                st;
-    ngx_http_threads_pg_query_t  *q = pc->query;
-    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
-
-    pc->res = NULL;
-    st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-
-    if (st == PGRES_FATAL_ERROR && PQstatus(pc->pg) == CONNECTION_BAD) {
-        /* the session ended under us ("terminating connection ...") */
-        ngx_log_error(NGX_LOG_ERR, q ? q->log : pool->log, 0,
-                      "threads: database connection lost: %s",
-                      res ? PQresultErrorMessage(res) : "no result");
-        PQclear(res);
-        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-        return;
-    }
-
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        /* the text goes to the log only, never to a client */
-        ngx_log_error(NGX_LOG_ERR, q ? q->log : pool->log, 0,
-                      "threads: database error in \"%s\": %s",
-                      q ? q->stmt->name : "-",
-                      res ? PQresultErrorMessage(res) : "no result");
-    }
-
-    if (pc->state == NGX_HTTP_THREADS_PG_PREPARING) {
-
-        if (st == PGRES_COMMAND_OK && q) {
-            PQclear(res);
-            pc->prepared |= (uint64_t) 1 << pc->stmt_index;
-            ngx_http_threads_pg_send(pc);
-            return;
-        }
-
-        if (st == PGRES_COMMAND_OK) {
-            /* the request went away; the statement stays prepared */
-            pc->prepared |= (uint64_t) 1 << pc->stmt_index;
-        }
-
-        PQclear(res);
-        pc->query = NULL;
-
-        if (q) {
-            ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
-        }
-
-        ngx_http_threads_pg_release(pc);
-        return;
-    }
-
-    pc->query = NULL;
-
-    if (q) {
-        ngx_http_threads_pg_finish(q, (st == PGRES_TUPLES_OK
-                                       || st == PGRES_COMMAND_OK)
-                                      ? NGX_HTTP_THREADS_PG_OK
-                                      : NGX_HTTP_THREADS_PG_ERROR,
-                                   res);
-    }
-
-    PQclear(res);
-    ngx_http_threads_pg_release(pc);
-}
-
-
-static void
-ngx_http_threads_pg_release(ngx_http_threads_pg_conn_t *pc)
-{
-    if (pc->timer.timer_set) {
-        ngx_del_timer(&pc->timer);
-    }
-
-    pc->flushing = 0;
-
-    if (PQstatus(pc->pg) != CONNECTION_OK
-        || PQtransactionStatus(pc->pg) != PQTRANS_IDLE)
-    {
-        ngx_http_threads_pg_close(pc);
-        ngx_http_threads_pg_pump();
-        return;
-    }
-
-    ngx_http_threads_pg_assign(pc);
+    (void) ngx_http_threads_pg_assign(pc);
 }
 
 
@@ -918,50 +1202,6 @@ ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
 }
 
 
-/*
- * The connection broke or timed out.  Its query gets the status, or one
- * more try on a fresh connection when it never reached the server on a
- * connection reused from the pool (a dead idle connection).
- */
-static void
-ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
-    ngx_http_threads_pg_status_e status)
-{
-    ngx_uint_t                    connecting, retry;
-    ngx_http_threads_pg_query_t  *q = pc->query;
-
-    connecting = (pc->state == NGX_HTTP_THREADS_PG_CONNECTING);
-
-    /*
-     * A statement that may not run twice (create) is retried only if it
-     * never left this worker.
-     */
-    retry = q && pc->reused && !q->retried
-            && status == NGX_HTTP_THREADS_PG_UNAVAILABLE
-            && (!q->sent || q->stmt->idempotent);
-
-    pc->query = NULL;
-    ngx_http_threads_pg_close(pc);
-
-    if (connecting) {
-        ngx_http_threads_pg_fail_waiting();
-        return;
-    }
-
-    if (retry) {
-        ngx_log_error(NGX_LOG_INFO, q->log, 0,
-                      "threads: retrying on a fresh database connection");
-        q->retried = 1;
-        ngx_http_threads_pg_run(q);
-
-    } else if (q) {
-        ngx_http_threads_pg_finish(q, status, NULL);
-    }
-
-    ngx_http_threads_pg_pump();
-}
-
-
 /* Opens connections for waiters that no connection under way will serve. */
 static void
 ngx_http_threads_pg_pump(void)
@@ -977,37 +1217,6 @@ ngx_http_threads_pg_pump(void)
             return;
         }
     }
-}
-
-
-static void
-ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
-{
-    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
-
-    if (pc->timer.timer_set) {
-        ngx_del_timer(&pc->timer);
-    }
-
-    if (pc->state == NGX_HTTP_THREADS_PG_CONNECTING) {
-        pool->nconnecting--;
-    }
-
-    if (pc->query) {
-        pc->query->conn = NULL;
-    }
-
-    ngx_queue_remove(&pc->queue);
-    pool->nconns--;
-
-    ngx_http_threads_pg_unregister(pc);
-
-    if (pc->res) {
-        PQclear(pc->res);
-    }
-
-    PQfinish(pc->pg);
-    ngx_free(pc);
 }
 
 

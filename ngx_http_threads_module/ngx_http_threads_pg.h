@@ -46,6 +46,7 @@ typedef struct {
     ngx_msec_t                   query_timeout;
     ngx_msec_t                   idle_timeout;
     ngx_flag_t                   prepare;
+    ngx_uint_t                   pipeline;  /* queries per connection */
 } ngx_http_threads_pg_conf_t;
 
 
@@ -71,7 +72,7 @@ struct ngx_http_threads_pg_query_s {
     void                              *data;
     ngx_log_t                         *log;
 
-    ngx_http_threads_pg_conn_t        *conn;     /* while it runs */
+    void                              *slot;     /* while on the wire */
     ngx_queue_t                        queue;    /* while it waits */
     ngx_event_t                        wait;     /* queue timeout */
 

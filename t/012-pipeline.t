@@ -1,0 +1,79 @@
+# Several requests' statements share one connection (libpq pipeline mode)
+# once every pooled connection is busy: each gets its own answer, an error
+# in one touches no other, and the database sees no more sessions.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ThreadsTest;
+
+no_shuffle();
+use_api_defaults();
+
+our $ONE = $ThreadsTest::HTTP_CONFIG . "    threads_pg_pool_size 1;\n    threads_pg_pipeline 16;\n";
+
+psql("ALTER TABLE messages DROP CONSTRAINT IF EXISTS test_no_boom");
+psql("ALTER TABLE messages ADD CONSTRAINT test_no_boom "
+    . "CHECK (content::text NOT LIKE '%BOOM%') NOT VALID");
+END { eval { psql("ALTER TABLE messages DROP CONSTRAINT IF EXISTS test_no_boom") } }
+
+# Sends every request at once on its own connection, then reads them all.
+sub burst {
+    my @socks = map { raw_request(@$_) } @_;
+    my @out;
+    local $/;
+    for my $s (@socks) {
+        my $resp = <$s> // '';
+        close $s;
+        my ($code) = $resp =~ m{^HTTP/1\.1 (\d+)};
+        my ($body) = $resp =~ /\r\n\r\n(.*)\z/s;
+        push @out, [ $code // 0, eval { json()->decode($body) } // $body ];
+    }
+    return @out;
+}
+
+add_response_body_check(sub {
+    my ($block, $body, $i, $r, $dry) = @_;
+    return if $dry || !defined $block->scenario;
+
+    my @threads = map { seed_thread(key => 'k1', metadata => qq({"n":"$_"})) } 1 .. 10;
+    for my $round (1 .. 3) {
+        my @reqs = map { [ 'GET', "/v1/threads/$threads[$_]", undef, 'k1' ] } 0 .. 9;
+        push @reqs, map { [ 'POST', '/v1/threads', qq({"metadata":{"r":"$$-$round-$_"}}), 'k1' ] } 1 .. 5;
+        push @reqs, [ 'POST', '/v1/threads', '{"messages":[{"role":"user","content":"BOOM"}]}', 'k1' ];
+        push @reqs, [ 'POST', "/v1/threads/$threads[0]", qq({"metadata":{"round":"$round"}}), 'k1' ];
+        my @res = burst(@reqs);
+
+        my $ok = 1;
+        for my $n (0 .. 9) {
+            $ok &&= $res[$n][0] == 200 && ref $res[$n][1]
+                && $res[$n][1]{id} eq $threads[$n];
+        }
+        ok($ok, "round $round: each retrieve got its own thread");
+        is(scalar(grep { $_->[0] == 200 && $_->[1]{metadata}{r} } @res[10 .. 14]), 5,
+            "round $round: creates answered");
+        is($res[15][0], 500, "round $round: the failing statement is a 500");
+        is($res[16][0], 200, "round $round: a statement after it is not touched");
+        is($res[16][1]{metadata}{round}, $round, "round $round: modify applied");
+    }
+    is(psql("SELECT count(*) FROM threads WHERE metadata->>'r' LIKE '$$-%'"), 15,
+        'every acknowledged create is stored, once');
+    cmp_ok(module_backends(), '<=', 1, 'all of it over one database session');
+});
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: a burst over one pipelined connection
+--- http_config eval: $main::ONE
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: burst
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
+--- error_log eval
+qr/threads: ([2-9]|1\d) queries in flight/
