@@ -631,8 +631,13 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
         pc->state = NGX_HTTP_THREADS_PG_BUSY;
     }
 
+    /*
+     * One waiter, and more only for waiters that no connection under way
+     * will serve: each of those was opened for a waiter of its own.
+     */
     while (!ngx_queue_empty(&pool->waiting)
-           && pc->ninflight < pool->conf->pipeline)
+           && pc->ninflight < pool->conf->pipeline
+           && (pc->ninflight == 0 || pool->nwaiting > pool->nconnecting))
     {
         head = ngx_queue_head(&pool->waiting);
         q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
