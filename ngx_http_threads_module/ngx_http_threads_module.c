@@ -174,6 +174,17 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_int_t   ngx_http_threads_request_id_index;
 static ngx_uint_t  ngx_http_threads_used;
 
+/*
+ * SHA-256 for owners, fetched once per worker: OpenSSL 3 looks the
+ * algorithm up again on every EVP_sha256() digest otherwise.
+ */
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+static EVP_MD      *ngx_http_threads_sha256;
+#else
+static const EVP_MD  *ngx_http_threads_sha256;
+#endif
+static EVP_MD_CTX  *ngx_http_threads_md_ctx;
+
 
 static void *
 ngx_http_threads_create_main_conf(ngx_conf_t *cf)
@@ -203,14 +214,14 @@ ngx_http_threads_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_threads_main_conf_t  *mcf = conf;
 
-    ngx_conf_init_uint_value(mcf->pg.pool_size, 8);
+    ngx_conf_init_uint_value(mcf->pg.pool_size, 6);
     ngx_conf_init_uint_value(mcf->pg.queue_size, 1024);
     ngx_conf_init_msec_value(mcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.connect_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.query_timeout, 30000);
     ngx_conf_init_msec_value(mcf->pg.idle_timeout, 60000);
     ngx_conf_init_value(mcf->pg.prepare, 1);
-    ngx_conf_init_uint_value(mcf->pg.pipeline, 8);
+    ngx_conf_init_uint_value(mcf->pg.pipeline, 16);
 
     return NGX_CONF_OK;
 }
@@ -336,6 +347,19 @@ ngx_http_threads_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    ngx_http_threads_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+#else
+    ngx_http_threads_sha256 = EVP_sha256();
+#endif
+    ngx_http_threads_md_ctx = EVP_MD_CTX_new();
+
+    if (ngx_http_threads_sha256 == NULL || ngx_http_threads_md_ctx == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "threads: SHA-256 is not available");
+        return NGX_ERROR;
+    }
+
     if (ngx_http_threads_pg_init_worker(cycle, &mcf->pg,
                                         ngx_http_threads_stmts,
                                         ngx_http_threads_nstmts)
@@ -352,6 +376,13 @@ static void
 ngx_http_threads_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_threads_pg_exit_worker();
+
+    EVP_MD_CTX_free(ngx_http_threads_md_ctx);
+    ngx_http_threads_md_ctx = NULL;
+#if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
+    EVP_MD_free(ngx_http_threads_sha256);
+#endif
+    ngx_http_threads_sha256 = NULL;
 }
 
 
@@ -613,7 +644,11 @@ ngx_http_threads_owner(ngx_http_request_t *r, ngx_http_threads_loc_conf_t *lcf,
         return NGX_OK;
     }
 
-    if (!EVP_Digest(value.data, value.len, md, &mdlen, EVP_sha256(), NULL)) {
+    if (!EVP_DigestInit_ex(ngx_http_threads_md_ctx, ngx_http_threads_sha256,
+                           NULL)
+        || !EVP_DigestUpdate(ngx_http_threads_md_ctx, value.data, value.len)
+        || !EVP_DigestFinal_ex(ngx_http_threads_md_ctx, md, &mdlen))
+    {
         return NGX_ERROR;
     }
 
