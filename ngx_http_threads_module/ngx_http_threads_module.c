@@ -49,6 +49,13 @@ static ngx_command_t  ngx_http_threads_commands[] = {
       offsetof(ngx_http_threads_loc_conf_t, enable),
       NULL },
 
+    { ngx_string("threads_json_errors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_threads_loc_conf_t, json_errors),
+      NULL },
+
     { ngx_string("threads_owner"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_set_complex_value_slot,
@@ -238,6 +245,7 @@ ngx_http_threads_create_loc_conf(ngx_conf_t *cf)
     }
 
     lcf->enable = NGX_CONF_UNSET;
+    lcf->json_errors = NGX_CONF_UNSET;
     lcf->owner = NGX_CONF_UNSET_PTR;
     lcf->owner_hash = NGX_CONF_UNSET;
     lcf->owner_required = NGX_CONF_UNSET;
@@ -254,6 +262,7 @@ ngx_http_threads_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* not inherited: the API answers only where it is switched on */
     ngx_conf_init_value(conf->enable, 0);
+    ngx_conf_merge_value(conf->json_errors, prev->json_errors, 0);
     ngx_conf_merge_ptr_value(conf->owner, prev->owner, NULL);
     ngx_conf_merge_value(conf->owner_hash, prev->owner_hash, 1);
     ngx_conf_merge_value(conf->owner_required, prev->owner_required, 1);
@@ -777,6 +786,33 @@ ngx_http_threads_split(ngx_str_t *path, ngx_str_t *segs)
 }
 
 
+/*
+ * An id never holds a slash: "%2F" in the raw path must not split it
+ * into two segments once nginx has decoded the URI.
+ */
+static ngx_uint_t
+ngx_http_threads_encoded_slash(ngx_http_request_t *r)
+{
+    u_char  *p, *last;
+
+    last = r->unparsed_uri.data + r->unparsed_uri.len;
+
+    if (r->args_start && r->args_start > r->unparsed_uri.data
+        && r->args_start <= last)
+    {
+        last = r->args_start;
+    }
+
+    for (p = r->unparsed_uri.data; p + 2 < last; p++) {
+        if (p[0] == '%' && p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 static ngx_int_t
 ngx_http_threads_id_error(ngx_http_request_t *r, ngx_str_t *id,
     const char *prefix, const char *param, const char *what)
@@ -839,6 +875,7 @@ ngx_http_threads_handler(ngx_http_request_t *r)
     n = ngx_http_threads_split(&path, segs);
 
     if (n == 0
+        || ngx_http_threads_encoded_slash(r)
         || segs[0].len != 7 || ngx_strncmp(segs[0].data, "threads", 7) != 0
         || (n > 2 && (segs[2].len != 8
                       || ngx_strncmp(segs[2].data, "messages", 8) != 0)))
@@ -1098,7 +1135,12 @@ ngx_http_threads_header_filter(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_threads_module);
 
-    if (r != r->main || lcf == NULL || !lcf->enable) {
+    /*
+     * Inside an API location; or anywhere threads_json_errors is on, which
+     * at server level also covers what nginx refuses before it picks a
+     * location (a malformed or over-long request line, say).
+     */
+    if (r != r->main || lcf == NULL || !(lcf->enable || lcf->json_errors)) {
         return ngx_http_next_header_filter(r);
     }
 

@@ -35,6 +35,7 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                    enable;
+    ngx_flag_t                    json_errors;
     ngx_http_complex_value_t     *owner;
     ngx_flag_t                    owner_hash;
     ngx_flag_t                    owner_required;

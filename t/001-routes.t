@@ -197,3 +197,42 @@ GET /other/threads
 --- error_code: 200
 --- response_body
 plain
+
+=== TEST 18: an encoded slash does not split an id
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA%2Fmessages
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => 'Invalid URL (GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA/messages)' } }
+
+=== TEST 19: threads_json_errors in a server: nginx's own refusals are JSON too
+--- config
+    threads_json_errors on;
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+    }
+--- raw_request eval
+"GET /v1/threads/%zz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+--- json eval
+{ error => { type => 'invalid_request_error', param => undef, code => undef } }
+
+=== TEST 20: an over-long request line is a JSON 414 with threads_json_errors
+--- config
+    threads_json_errors on;
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+    }
+--- raw_request eval
+"GET /v1/threads/thread_" . ("x" x 20000) . " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+--- error_code: 414
+--- response_headers
+Content-Type: application/json
+--- json eval
+{ error => { type => 'invalid_request_error' } }
