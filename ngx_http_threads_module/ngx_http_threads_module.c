@@ -395,18 +395,44 @@ ngx_http_threads_exit_process(ngx_cycle_t *cycle)
 }
 
 
-/* Error log lines of an API request name its x-request-id. */
+/*
+ * Error log lines of an API request name its x-request-id.  The handler
+ * we wrap is kept in a pool cleanup of the request (a no-op one), not in
+ * the module ctx: an internal redirect clears the ctx but keeps
+ * r->log_handler, and must find it again, and never wrap it twice.
+ */
+static void
+ngx_http_threads_log_marker(void *data)
+{
+}
+
+
+static ngx_http_log_handler_pt
+ngx_http_threads_wrapped_log_handler(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_threads_log_marker) {
+            return *(ngx_http_log_handler_pt *) cln->data;
+        }
+    }
+
+    return NULL;
+}
+
+
 static u_char *
 ngx_http_threads_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
     u_char *buf, size_t len)
 {
     u_char                     *p;
-    ngx_http_threads_ctx_t     *ctx;
+    ngx_http_log_handler_pt     next;
     ngx_http_variable_value_t  *id;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_threads_module);
+    next = ngx_http_threads_wrapped_log_handler(r);
 
-    p = ctx->log_handler(r, sr, buf, len);
+    p = next ? next(r, sr, buf, len) : buf;
     len -= p - buf;
 
     id = ngx_http_get_indexed_variable(r, ngx_http_threads_request_id_index);
@@ -417,6 +443,30 @@ ngx_http_threads_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
     }
 
     return p;
+}
+
+
+static ngx_int_t
+ngx_http_threads_wrap_log_handler(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (r->log_handler == NULL
+        || r->log_handler == ngx_http_threads_log_error)
+    {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_log_handler_pt));
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_threads_log_marker;
+    *(ngx_http_log_handler_pt *) cln->data = r->log_handler;
+    r->log_handler = ngx_http_threads_log_error;
+
+    return NGX_OK;
 }
 
 
@@ -458,13 +508,11 @@ ngx_http_threads_get_ctx(ngx_http_request_t *r)
     cln->data = ctx;
 
     ctx->request = r;
-    ctx->query.done = 1;
 
     ngx_http_set_ctx(r, ctx, ngx_http_threads_module);
 
-    if (r->log_handler) {
-        ctx->log_handler = r->log_handler;
-        r->log_handler = ngx_http_threads_log_error;
+    if (ngx_http_threads_wrap_log_handler(r) != NGX_OK) {
+        return NULL;
     }
 
     return ctx;
@@ -1160,6 +1208,20 @@ ngx_http_threads_header_filter(ngx_http_request_t *r)
     }
 
     if (ctx->own_response || r->headers_out.status < NGX_HTTP_BAD_REQUEST) {
+        return ngx_http_next_header_filter(r);
+    }
+
+    /*
+     * Outside an API location only nginx's own error pages are replaced
+     * (text/html from ngx_http_send_special_response), never a body that
+     * a `return` or an upstream chose.
+     */
+    if (!lcf->enable
+        && (r->upstream
+            || r->headers_out.content_type.len != sizeof("text/html") - 1
+            || ngx_strncmp(r->headers_out.content_type.data, "text/html",
+                           sizeof("text/html") - 1) != 0))
+    {
         return ngx_http_next_header_filter(r);
     }
 

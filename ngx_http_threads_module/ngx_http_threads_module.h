@@ -60,7 +60,6 @@ typedef struct {
     const char                   *values[NGX_HTTP_THREADS_MAX_PARAMS];
     int                           lengths[NGX_HTTP_THREADS_MAX_PARAMS];
 
-    ngx_http_log_handler_pt       log_handler; /* the one we wrap */
     ngx_str_t                     replacement; /* JSON for nginx's errors */
 
     unsigned                      own_response:1;

@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <netdb.h>
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 
 #include "ngx_http_threads_pg.h"
 
@@ -78,6 +79,7 @@ typedef struct {
     ngx_uint_t                     nwaiting;
 
     ngx_queue_t                    free_slots;
+    ngx_queue_t                    completed; /* slots to hand out */
 } ngx_http_threads_pg_pool_t;
 
 
@@ -109,6 +111,7 @@ static void ngx_http_threads_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_threads_pg_enqueue(ngx_http_threads_pg_query_t *q,
     ngx_msec_t timeout);
 static ngx_int_t ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_deliver(void);
 
 
 ngx_int_t
@@ -133,6 +136,7 @@ ngx_http_threads_pg_init_worker(ngx_cycle_t *cycle,
     ngx_queue_init(&pool->busy);
     ngx_queue_init(&pool->waiting);
     ngx_queue_init(&pool->free_slots);
+    ngx_queue_init(&pool->completed);
 
     return NGX_OK;
 }
@@ -158,6 +162,8 @@ ngx_http_threads_pg_exit_worker(void)
             ngx_http_threads_pg_close(pc);
         }
     }
+
+    ngx_http_threads_pg_deliver();
 
     while (!ngx_queue_empty(&pool->free_slots)) {
         q = ngx_queue_head(&pool->free_slots);
@@ -247,7 +253,6 @@ ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
     q->slot = NULL;
     q->waiting = 0;
     q->sent = 0;
-    q->done = 0;
 
     if (pool->conf == NULL) {
         ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
@@ -264,7 +269,7 @@ ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
         ngx_http_threads_pg_enqueue(q, ngx_max(pool->conf->queue_timeout,
                                                pool->conf->connect_timeout));
 
-        if (ngx_http_threads_pg_connect() != NGX_OK) {
+        if (ngx_http_threads_pg_connect() != NGX_OK && pool->nconns == 0) {
             ngx_http_threads_pg_fail_waiting();
         }
 
@@ -320,7 +325,6 @@ ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
         q->slot = NULL;
     }
 
-    q->done = 1;
 }
 
 
@@ -367,7 +371,6 @@ ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
     }
 
     q->slot = NULL;
-    q->done = 1;
     q->handler(q, status, res);
 }
 
@@ -390,6 +393,15 @@ ngx_http_threads_pg_fail_waiting(void)
 
         ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
     }
+}
+
+
+/* Server notices go to nginx's log, not to libpq's default, stderr. */
+static void
+ngx_http_threads_pg_notice(void *arg, const char *message)
+{
+    ngx_log_error(NGX_LOG_NOTICE, ngx_http_threads_pg_pool.log, 0,
+                  "threads: database notice: %s", message);
 }
 
 
@@ -418,6 +430,7 @@ ngx_http_threads_pg_connect(void)
     }
 
     ngx_queue_init(&pc->inflight);
+    PQsetNoticeProcessor(pc->pg, ngx_http_threads_pg_notice, NULL);
     pc->state = NGX_HTTP_THREADS_PG_CONNECTING;
     pc->timer.handler = ngx_http_threads_pg_timeout;
     pc->timer.data = pc;
@@ -559,6 +572,38 @@ ngx_http_threads_pg_unregister(ngx_http_threads_pg_conn_t *pc)
 }
 
 
+/* Hands completed queries their results; touches no connection. */
+static void
+ngx_http_threads_pg_deliver(void)
+{
+    ngx_queue_t                  *head;
+    ngx_http_threads_pg_slot_t   *slot;
+    ngx_http_threads_pg_query_t  *q;
+    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
+
+    while (!ngx_queue_empty(&pool->completed)) {
+        head = ngx_queue_head(&pool->completed);
+        ngx_queue_remove(head);
+        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+
+        q = slot->query;
+
+        if (q) {
+            ngx_http_threads_pg_finish(q, slot->error || slot->res == NULL
+                                          ? NGX_HTTP_THREADS_PG_ERROR
+                                          : NGX_HTTP_THREADS_PG_OK,
+                                       slot->res);
+        }
+
+        if (slot->res) {
+            PQclear(slot->res);
+        }
+
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+    }
+}
+
+
 static void
 ngx_http_threads_pg_event(ngx_event_t *ev)
 {
@@ -577,6 +622,7 @@ ngx_http_threads_pg_event(ngx_event_t *ev)
 
     default:
         ngx_http_threads_pg_io(pc);
+        ngx_http_threads_pg_deliver();
         return;
     }
 }
@@ -604,9 +650,11 @@ ngx_http_threads_pg_timeout(ngx_event_t *ev)
 
     default:
         /*
-         * No result for query_timeout.  Closing the connection ends the
-         * statement: the server notices the closed socket.  A blocking
-         * PQcancel is not an option here.
+         * No result for query_timeout: the requests get a 504 and the
+         * connection is closed (a blocking PQcancel is no option here).
+         * The server may still finish the statement, as after any gateway
+         * timeout: set statement_timeout in the conninfo's options to
+         * bound it there too.
          */
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "threads: database query timed out");
@@ -694,7 +742,8 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
 /*
  * Puts q on the wire as its own sync segment, with a Prepare in front the
  * first time this connection meets the statement.  NGX_ERROR: the
- * connection is broken (q went back to the waiting queue's head).
+ * connection is broken; q is on it, not sent, and the caller's
+ * ngx_http_threads_pg_fail() retries it elsewhere.
  */
 static ngx_int_t
 ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
@@ -835,7 +884,11 @@ ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
 
             if (res == NULL) {
                 if (slot->ends == 0) {
-                    break;              /* the sync is not here yet */
+                    /* libpq 15 sends no NULL after a statement's last */
+                    ngx_log_error(NGX_LOG_ALERT, pool->log, 0,
+                                  "threads: unexpected end of results");
+                    ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_ERROR);
+                    return;
                 }
 
                 slot->ends--;
@@ -914,7 +967,6 @@ static ngx_int_t
 ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot)
 {
-    ngx_http_threads_pg_query_t  *q = slot->query;
     ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
 
     ngx_queue_remove(&slot->queue);
@@ -930,18 +982,12 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
         ngx_add_timer(&pc->timer, pool->conf->query_timeout);
     }
 
-    if (q) {
-        ngx_http_threads_pg_finish(q, slot->error || slot->res == NULL
-                                      ? NGX_HTTP_THREADS_PG_ERROR
-                                      : NGX_HTTP_THREADS_PG_OK,
-                                   slot->res);
-    }
-
-    if (slot->res) {
-        PQclear(slot->res);
-    }
-
-    ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+    /*
+     * Its request learns the answer only once this connection is done
+     * with (ngx_http_threads_pg_deliver): the handler may run other
+     * requests, which may use or even close this connection.
+     */
+    ngx_queue_insert_tail(&pool->completed, &slot->queue);
 
     if (PQstatus(pc->pg) != CONNECTION_OK) {
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
@@ -985,7 +1031,14 @@ ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_close(pc);
 
     if (connecting) {
-        ngx_http_threads_pg_fail_waiting();
+        /*
+         * The database refused or did not answer: the waiters get a 503
+         * at once, unless a live connection may still serve them.
+         */
+        if (pool->nconns == 0) {
+            ngx_http_threads_pg_fail_waiting();
+        }
+
         return;
     }
 
@@ -1074,7 +1127,16 @@ ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
 static ngx_int_t
 ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc)
 {
-    int  n;
+    int   n;
+    SSL  *ssl;
+
+    /* with TLS, decrypted bytes may wait inside OpenSSL, not the socket */
+    if (PQsslInUse(pc->pg)) {
+        ssl = PQsslStruct(pc->pg, "OpenSSL");
+        if (ssl && SSL_pending(ssl) > 0) {
+            return 1;
+        }
+    }
 
     if (ioctl(PQsocket(pc->pg), FIONREAD, &n) == -1) {
         return 0;
@@ -1218,7 +1280,10 @@ ngx_http_threads_pg_pump(void)
            && pool->nconns < pool->conf->pool_size)
     {
         if (ngx_http_threads_pg_connect() != NGX_OK) {
-            ngx_http_threads_pg_fail_waiting();
+            if (pool->nconns == 0) {
+                ngx_http_threads_pg_fail_waiting();
+            }
+
             return;
         }
     }

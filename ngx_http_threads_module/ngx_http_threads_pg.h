@@ -77,9 +77,8 @@ struct ngx_http_threads_pg_query_s {
     ngx_event_t                        wait;     /* queue timeout */
 
     unsigned                           waiting:1;
-    unsigned                           sent:1;   /* reached the server */
+    unsigned                           sent:1;   /* handed to libpq */
     unsigned                           retried:1;
-    unsigned                           done:1;
 };
 
 

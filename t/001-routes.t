@@ -236,3 +236,37 @@ Content-Type: application/json
 Content-Type: application/json
 --- json eval
 { error => { type => 'invalid_request_error' } }
+
+=== TEST 21: an error_page redirect out of the API location logs without crashing
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        client_max_body_size 10;
+        error_page 413 /missing.html;
+    }
+--- raw_request eval
+"POST /v1/threads HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer k1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1f\r\n{\"metadata\":{\"a\":\"0123456789\"}}\r\n0\r\n\r\n"
+--- error_code: 404
+--- error_log eval
+qr/open\(\) ".*missing.html" failed.*request_id: [0-9a-f]{32}/
+--- no_error_log
+[alert]
+signal
+
+=== TEST 22: an error_page redirect back into the API location
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        client_max_body_size 10;
+        error_page 413 /v1/nowhere;
+    }
+--- raw_request eval
+"POST /v1/threads HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer k1\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1f\r\n{\"metadata\":{\"a\":\"0123456789\"}}\r\n0\r\n\r\n"
+--- error_code: 413
+--- response_headers
+Content-Type: application/json
+--- no_error_log
+[alert]
+signal
