@@ -221,7 +221,7 @@ ngx_http_threads_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_http_threads_main_conf_t  *mcf = conf;
 
-    ngx_conf_init_uint_value(mcf->pg.pool_size, 6);
+    ngx_conf_init_uint_value(mcf->pg.pool_size, 4);
     ngx_conf_init_uint_value(mcf->pg.queue_size, 1024);
     ngx_conf_init_msec_value(mcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.connect_timeout, 5000);

@@ -1,5 +1,6 @@
 -- wrk script for scripts/bench.  One file for every workload, named by
--- BENCH_WORKLOAD: seed, create, retrieve, modify, delete, mix.
+-- BENCH_WORKLOAD: seed, create, retrieve, modify, delete, mix,
+-- message-create, list.
 -- wrk runs this file once in its main Lua state (setup, done) and once per
 -- thread (init, request, response), so counters are per thread and done()
 -- adds them up.
@@ -59,6 +60,18 @@ local function delete()
     return wrk.format("DELETE", "/v1/threads/" .. pick(), headers)
 end
 
+-- one message into a seeded thread, as pgbench-message-create.sql sends
+local function message_create()
+    return wrk.format("POST", "/v1/threads/" .. pick() .. "/messages",
+        headers, '{"role":"user","content":"hello"}')
+end
+
+-- a page of 20 of a seeded thread's messages, newest first
+local function list()
+    return wrk.format("GET", "/v1/threads/" .. pick() .. "/messages?limit=20",
+        headers)
+end
+
 local function mix()             -- 70% retrieve, 20% create, 10% modify
     local r = math.random(100)
     if r <= 70 then return retrieve() end
@@ -67,7 +80,8 @@ local function mix()             -- 70% retrieve, 20% create, 10% modify
 end
 
 request = ({ seed = create, create = create, retrieve = retrieve,
-             modify = modify, delete = delete, mix = mix })[workload]
+             modify = modify, delete = delete, mix = mix,
+             ["message-create"] = message_create, list = list })[workload]
 
 function response(status, hdrs, body)
     if status < 200 or status > 299 then
