@@ -91,13 +91,7 @@ $scenario{'query-timeout'} = sub {
     waitpid($holder, 0);
 };
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
-    my $name = $block->scenario;
-    $name =~ s/\s+$//;
-    $scenario{$name}->();
-});
+run_scenarios(\%scenario);
 
 run_tests();
 

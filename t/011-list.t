@@ -161,13 +161,7 @@ $scenario{threads} = sub {
     unlike($plan, qr/Seq Scan/, 'no sequential scan');
 };
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
-    my $name = $block->scenario;
-    $name =~ s/\s+$//;
-    $scenario{$name}->();
-});
+run_scenarios(\%scenario);
 
 run_tests();
 

@@ -197,13 +197,7 @@ $scenario{'hung-database'} = sub {
         $fd0, fd_count($worker));
 };
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
-    my $name = $block->scenario;
-    $name =~ s/\s+$//;
-    $scenario{$name}->();
-});
+run_scenarios(\%scenario);
 
 run_tests();
 

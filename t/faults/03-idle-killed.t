@@ -147,13 +147,7 @@ $scenario{'silent-drop'} = sub {
         log_count(qr/retrying on a fresh database connection/) - $retries, $ok);
 };
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
-    my $name = $block->scenario;
-    $name =~ s/\s+$//;
-    $scenario{$name}->();
-});
+run_scenarios(\%scenario);
 
 run_tests();
 

@@ -155,13 +155,7 @@ $scenario{'prepare-on'} = sub {
         . (join('; ', map { "$_ x $err{$_}" } sort keys %err) || 'none'));
 };
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
-    my $name = $block->scenario;
-    $name =~ s/\s+$//;
-    $scenario{$name}->();
-});
+run_scenarios(\%scenario);
 
 run_tests();
 

@@ -364,13 +364,7 @@ $scenario{'long-id-room'} = sub {
     is($st, 404, 'and the worker goes on');
 };
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
-    my $name = $block->scenario;
-    $name =~ s/\s+$//;
-    $scenario{$name}->();
-});
+run_scenarios(\%scenario);
 
 run_tests();
 

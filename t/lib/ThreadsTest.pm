@@ -18,6 +18,7 @@ use POSIX ();
 our @EXPORT = qw(psql owner_of seed_thread seed_message api pg_ctl
     lock_row_in_background nginx_pids fd_count module_backends json
     random_thread_id wait_for json_matches raw_request slow_factor
+    run_scenarios
     module_waiting_on_lock use_api_defaults $HTTP_CONFIG
     $API_CONFIG);
 
@@ -88,6 +89,19 @@ sub use_api_defaults {
             return;
         }
         json_matches($got, $expect, $name);
+    });
+}
+
+# Blocks with a `--- scenario: NAME` section run $scenarios->{NAME} once
+# their response is in, while nginx is still up.
+sub run_scenarios {
+    my ($scenarios) = @_;
+    main::add_response_body_check(sub {
+        my ($block, $body, $i, $r, $dry) = @_;
+        return if $dry || !defined $block->scenario;
+        (my $name = $block->scenario) =~ s/\s+$//;
+        my $run = $scenarios->{$name} or die "no scenario '$name'\n";
+        $run->();
     });
 }
 

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "unit.h"
 #include "ngx_http_threads_args.h"
 
 
@@ -75,8 +76,6 @@ void *__real_malloc(size_t n);
 void *__wrap_malloc(size_t n);
 
 
-static int  passed, failed;
-
 static long  alloc_countdown = -1;  /* the allocation that fails, or -1 */
 static int   alloc_failed;
 
@@ -90,82 +89,6 @@ __wrap_malloc(size_t n)
     }
 
     return __real_malloc(n);
-}
-
-
-static void
-check(int ok, int line, const char *what)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-
-    failed++;
-    printf("FAIL line %d: %s\n", line, what);
-}
-
-#define CHECK(cond)  check((cond) != 0, __LINE__, #cond)
-
-
-static void
-check_str(int line, const char *what, const char *got, const char *want)
-{
-    int  ok;
-
-    ok = (got == NULL || want == NULL) ? got == want : strcmp(got, want) == 0;
-
-    if (ok) {
-        passed++;
-        return;
-    }
-
-    failed++;
-    printf("FAIL line %d: %s\n  got:  %.300s\n  want: %.300s\n", line, what,
-           got ? got : "(null)", want ? want : "(null)");
-}
-
-
-static char *
-fmt(const char *f, ...)
-{
-    char     *s;
-    va_list   args;
-
-    va_start(args, f);
-
-    if (vasprintf(&s, f, args) < 0) {
-        abort();
-    }
-
-    va_end(args);
-
-    return s;
-}
-
-
-/* unit repeated n times */
-
-static char *
-rep(const char *unit, size_t n)
-{
-    char    *s;
-    size_t   len, i;
-
-    len = strlen(unit);
-    s = malloc(len * n + 1);
-
-    if (s == NULL) {
-        abort();
-    }
-
-    for (i = 0; i < n; i++) {
-        memcpy(s + i * len, unit, len);
-    }
-
-    s[len * n] = '\0';
-
-    return s;
 }
 
 
