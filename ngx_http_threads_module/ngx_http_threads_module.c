@@ -862,24 +862,13 @@ ngx_http_threads_encoded_slash(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_http_threads_id_error(ngx_http_request_t *r, ngx_str_t *id,
+ngx_http_threads_bad_id(ngx_http_request_t *r, ngx_str_t *id,
     const char *prefix, const char *param, const char *what)
 {
     thr_error_t  err;
 
-    if (id->len < ngx_strlen(prefix)
-        || ngx_strncmp(id->data, prefix, ngx_strlen(prefix)) != 0)
-    {
-        thr_error_set(&err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
-                      "invalid_value", param,
-                      "Invalid '%s': '%.*s'. Expected an ID that begins "
-                      "with '%s'.", param, (int) id->len, id->data, prefix);
-        return ngx_http_threads_reject(r, &err);
-    }
-
-    thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error", NULL,
-                  NULL, "No %s found with id '%.*s'.", what, (int) id->len,
-                  id->data);
+    ngx_http_threads_id_error(&err, id->data, id->len, prefix,
+                              ngx_strlen(prefix), param, what);
     return ngx_http_threads_reject(r, &err);
 }
 
@@ -972,8 +961,8 @@ ngx_http_threads_handler(ngx_http_request_t *r)
     if (n >= 2) {
         if (!thr_id_is_valid((char *) segs[1].data, segs[1].len, "thread_")) {
             /* never made here: no need to ask the database */
-            return ngx_http_threads_id_error(r, &segs[1], "thread",
-                                             "thread_id", "thread");
+            return ngx_http_threads_bad_id(r, &segs[1], "thread",
+                                           "thread_id", "thread");
         }
 
         ctx->thread_id.data = ngx_pnalloc(r->pool, segs[1].len + 1);
@@ -987,8 +976,8 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     if (n == 4) {
         if (segs[3].len < 3 || ngx_strncmp(segs[3].data, "msg", 3) != 0) {
-            return ngx_http_threads_id_error(r, &segs[3], "msg",
-                                             "message_id", "message");
+            return ngx_http_threads_bad_id(r, &segs[3], "msg",
+                                           "message_id", "message");
         }
 
         /* a malformed one may still be a 404 of its thread: ask */

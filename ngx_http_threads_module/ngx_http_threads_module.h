@@ -81,6 +81,9 @@ ngx_int_t ngx_http_threads_send_error(ngx_http_request_t *r,
     thr_error_t *err);
 
 /* ngx_http_threads_ops.c: validates the body, runs the statement */
+void ngx_http_threads_id_error(thr_error_t *err, const u_char *id,
+    size_t len, const char *prefix, size_t plen, const char *param,
+    const char *what);
 ngx_int_t ngx_http_threads_op_start(ngx_http_request_t *r,
     ngx_http_threads_ctx_t *ctx, const char *body, size_t len);
 

@@ -242,29 +242,40 @@ ngx_http_threads_op_param(ngx_http_threads_ctx_t *ctx, ngx_uint_t i,
 }
 
 
-/* A cursor must look like an id of the listed kind. */
+/*
+ * An id that is not one of ours: 400 naming param when it does not even
+ * begin with the kind's prefix (its first plen bytes), else 404, as a
+ * well-formed id that names nothing.  For path ids and list cursors alike.
+ */
+void
+ngx_http_threads_id_error(thr_error_t *err, const u_char *id, size_t len,
+    const char *prefix, size_t plen, const char *param, const char *what)
+{
+    if (len < plen || ngx_strncmp(id, prefix, plen) != 0) {
+        thr_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                      "invalid_value", param,
+                      "Invalid '%s': '%.*s'. Expected an ID that begins "
+                      "with '%.*s'.", param, (int) len, id, (int) plen,
+                      prefix);
+        return;
+    }
+
+    thr_error_set(err, NGX_HTTP_NOT_FOUND, "invalid_request_error", NULL,
+                  NULL, "No %s found with id '%.*s'.", what, (int) len, id);
+}
+
+
+/* A cursor must look like an id of the listed kind ("thread_", "msg_"). */
 static int
 ngx_http_threads_op_cursor(const char *id, const char *param,
     const char *prefix, const char *what, thr_error_t *err)
 {
-    size_t  len;
-
     if (id == NULL || thr_id_is_valid(id, ngx_strlen(id), prefix)) {
         return THR_OK;
     }
 
-    len = ngx_strlen(prefix) - 1;
-
-    if (ngx_strncmp(id, prefix, len) != 0) {
-        thr_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
-                      "invalid_value", param,
-                      "Invalid '%s': '%s'. Expected an ID that begins with "
-                      "'%.*s'.", param, id, (int) len, prefix);
-    } else {
-        thr_error_set(err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
-                      NULL, NULL, "No %s found with id '%s'.", what, id);
-    }
-
+    ngx_http_threads_id_error(err, (u_char *) id, ngx_strlen(id), prefix,
+                              ngx_strlen(prefix) - 1, param, what);
     return THR_INVALID;
 }
 
