@@ -1,15 +1,24 @@
 /*
- * The operations: a validated request becomes one statement, and its one
- * row (or none) becomes the response.  PostgreSQL builds the response
- * JSON, so the worker neither parses nor re-serializes stored objects.
+ * The operations.  See ngx_http_threads_ops.h; the SQL is in
+ * ngx_http_threads_sql.h.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include "ngx_http_threads_module.h"
-#include "ngx_http_threads_id.h"
+#if (NGX_LINUX) && defined(__GLIBC__)
+#include <malloc.h>
+#define NGX_HTTP_THREADS_TRIM  1
+#endif
+
+#include "ngx_http_threads_ops.h"
+#include "ngx_http_threads_response.h"
+#include "ngx_http_threads_sql.h"
+
+
+/* A body or a result past this size marks its request as large. */
+#define NGX_HTTP_THREADS_LARGE  (1024 * 1024)
 
 
 enum {
@@ -26,227 +35,178 @@ enum {
 };
 
 
-#define NGX_HTTP_THREADS_THREAD_JSON(t)                                       \
-    "json_build_object('id', " t "id, 'object', 'thread',"                    \
-    " 'created_at', " t "created_at, 'metadata', " t "metadata,"              \
-    " 'tool_resources', " t "tool_resources)"
+/* name, SQL, parameters, idempotent (safe to send twice) */
+static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
 
-#define NGX_HTTP_THREADS_MESSAGE_JSON(m)                                      \
-    "json_build_object('id', " m "id, 'object', 'thread.message',"            \
-    " 'created_at', " m "created_at, 'thread_id', " m "thread_id,"            \
-    " 'status', 'completed', 'incomplete_details', NULL,"                     \
-    " 'completed_at', " m "created_at, 'incomplete_at', NULL,"                \
-    " 'role', " m "role, 'content', " m "content,"                            \
-    " 'assistant_id', " m "assistant_id, 'run_id', " m "run_id,"              \
-    " 'attachments', " m "attachments, 'metadata', " m "metadata)"
+    { "threads_thread_create", NGX_HTTP_THREADS_SQL_THREAD_CREATE, 5, 0 },
+    { "threads_thread_retrieve", NGX_HTTP_THREADS_SQL_THREAD_RETRIEVE, 2, 1 },
+    { "threads_thread_modify", NGX_HTTP_THREADS_SQL_THREAD_MODIFY, 4, 1 },
+    { "threads_thread_delete", NGX_HTTP_THREADS_SQL_THREAD_DELETE, 2, 0 },
 
+    /* desc forward, asc forward, desc backward, asc backward */
+    { "threads_thread_list_df", NGX_HTTP_THREADS_SQL_THREAD_LIST_DF, 7, 1 },
+    { "threads_thread_list_af", NGX_HTTP_THREADS_SQL_THREAD_LIST_AF, 7, 1 },
+    { "threads_thread_list_db", NGX_HTTP_THREADS_SQL_THREAD_LIST_DB, 7, 1 },
+    { "threads_thread_list_ab", NGX_HTTP_THREADS_SQL_THREAD_LIST_AB, 7, 1 },
 
-/*
- * Listings are keyset pages over seq, the creation order: rows strictly
- * between the cursors lo and hi (seq of a live row or of a tombstone, so
- * that a deleted cursor still pages), scanned in one direction, returned
- * in the listing's order.  scan/out/back are ASC or DESC; each variant is
- * its own statement, so that every page is an index range scan.
- *
- * The row is (body, missing): body NULL and missing 'lo' or 'hi' when a
- * cursor names nothing.
- */
-#define NGX_HTTP_THREADS_LIST_TAIL(scan, out, back, limit)                    \
-    " ORDER BY x.seq " scan " LIMIT " limit "::int + 1),"                     \
-    " p AS (SELECT * FROM r ORDER BY seq " scan " LIMIT " limit "::int)"      \
-    " SELECT CASE WHEN c.miss IS NULL THEN json_build_object("                \
-    "'object', 'list',"                                                       \
-    " 'data', COALESCE((SELECT json_agg(j ORDER BY seq " out ") FROM p),"     \
-    " '[]'::json),"                                                           \
-    " 'first_id', (SELECT id FROM p ORDER BY seq " out " LIMIT 1),"           \
-    " 'last_id', (SELECT id FROM p ORDER BY seq " back " LIMIT 1),"           \
-    " 'has_more', (SELECT count(*) FROM r) > " limit "::int)::text END,"      \
-    " c.miss"
+    { "threads_message_create", NGX_HTTP_THREADS_SQL_MESSAGE_CREATE, 4, 0 },
+    { "threads_message_retrieve", NGX_HTTP_THREADS_SQL_MESSAGE_RETRIEVE, 3,
+      1 },
+    { "threads_message_modify", NGX_HTTP_THREADS_SQL_MESSAGE_MODIFY, 4, 1 },
+    { "threads_message_delete", NGX_HTTP_THREADS_SQL_MESSAGE_DELETE, 3, 0 },
 
-#define NGX_HTTP_THREADS_CURSOR_MISS(lo, hi)                                  \
-    "(SELECT CASE"                                                            \
-    " WHEN " lo "::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo)"        \
-    " THEN 'lo'"                                                              \
-    " WHEN " hi "::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi)"        \
-    " THEN 'hi' END AS miss) c"
-
-/* $1 owner, $2 limit, $3 lo id, $4 hi id, $5 metadata key, $6 value */
-#define NGX_HTTP_THREADS_THREAD_LIST(scan, out, back)                         \
-    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3"        \
-    " UNION ALL SELECT seq FROM thread_tombstones"                            \
-    " WHERE owner = $1 AND id = $3 LIMIT 1),"                                 \
-    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4"            \
-    " UNION ALL SELECT seq FROM thread_tombstones"                            \
-    " WHERE owner = $1 AND id = $4 LIMIT 1),"                                 \
-    " r AS (SELECT x.id, x.seq, " NGX_HTTP_THREADS_THREAD_JSON("x.")          \
-    " AS j FROM threads x WHERE x.owner = $1"                                 \
-    " AND x.seq > COALESCE((SELECT seq FROM lo), 0)"                          \
-    " AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807)"        \
-    " AND ($5::text IS NULL"                                                  \
-    " OR x.metadata @> jsonb_build_object($5::text, $6::text))"               \
-    NGX_HTTP_THREADS_LIST_TAIL(scan, out, back, "$2")                         \
-    " FROM " NGX_HTTP_THREADS_CURSOR_MISS("$3", "$4")
-
-/* $1 owner, $2 thread, $3 limit, $4 lo id, $5 hi id, $6 run_id */
-#define NGX_HTTP_THREADS_MESSAGE_LIST(scan, out, back)                        \
-    "WITH lo AS (SELECT seq FROM messages"                                    \
-    " WHERE owner = $1 AND thread_id = $2 AND id = $4"                        \
-    " UNION ALL SELECT seq FROM message_tombstones"                           \
-    " WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1),"              \
-    " hi AS (SELECT seq FROM messages"                                        \
-    " WHERE owner = $1 AND thread_id = $2 AND id = $5"                        \
-    " UNION ALL SELECT seq FROM message_tombstones"                           \
-    " WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1),"              \
-    " r AS (SELECT x.id, x.seq, " NGX_HTTP_THREADS_MESSAGE_JSON("x.")         \
-    " AS j FROM messages x WHERE x.owner = $1 AND x.thread_id = $2"           \
-    " AND x.seq > COALESCE((SELECT seq FROM lo), 0)"                          \
-    " AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807)"        \
-    " AND ($6::text IS NULL OR x.run_id = $6)"                                \
-    NGX_HTTP_THREADS_LIST_TAIL(scan, out, back, "$3")                         \
-    " FROM threads t, " NGX_HTTP_THREADS_CURSOR_MISS("$4", "$5")              \
-    " WHERE t.owner = $1 AND t.id = $2"
-
-
-/*
- * Every statement filters by owner ($1) and names ids as parameters, so
- * that a planner distributing by owner routes each to one shard.  Each
- * returns no row when the thread is not there (another owner's included),
- * else one row whose first column is the response body.
- */
-ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
-
-    /* $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages:
-     * the thread and its messages in one statement, one transaction */
-    { "threads_thread_create",
-      "WITH t AS ("
-      " INSERT INTO threads (owner, id, created_at, metadata,"
-      " tool_resources)"
-      " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint,"
-      " $3::jsonb, $4::jsonb)"
-      " RETURNING id, created_at, metadata, tool_resources),"
-      " m AS ("
-      " INSERT INTO messages (owner, thread_id, id, created_at, role,"
-      " content, attachments, metadata)"
-      " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content',"
-      " e->'attachments', e->'metadata'"
-      " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)"
-      " ORDER BY n)"
-      " SELECT " NGX_HTTP_THREADS_THREAD_JSON("") "::text FROM t",
-      5, 0 },
-
-    /* $1 owner, $2 id */
-    { "threads_thread_retrieve",
-      "SELECT " NGX_HTTP_THREADS_THREAD_JSON("") "::text"
-      " FROM threads WHERE owner = $1 AND id = $2",
-      2, 1 },
-
-    /* $1 owner, $2 id, $3 metadata or NULL, $4 tool_resources or NULL:
-     * NULL leaves the stored value as it is */
-    { "threads_thread_modify",
-      "UPDATE threads SET"
-      " metadata = COALESCE($3::jsonb, metadata),"
-      " tool_resources = COALESCE($4::jsonb, tool_resources)"
-      " WHERE owner = $1 AND id = $2"
-      " RETURNING " NGX_HTTP_THREADS_THREAD_JSON("") "::text",
-      4, 1 },
-
-    /* $1 owner, $2 id; messages go with it (ON DELETE CASCADE); the
-     * tombstone keeps listings that use it as a cursor paging */
-    { "threads_thread_delete",
-      "WITH d AS (DELETE FROM threads WHERE owner = $1 AND id = $2"
-      " RETURNING id, seq),"
-      " s AS (INSERT INTO thread_tombstones (owner, id, seq)"
-      " SELECT $1, $2, seq FROM d ON CONFLICT DO NOTHING)"
-      " SELECT json_build_object('id', id, 'object', 'thread.deleted',"
-      " 'deleted', true)::text FROM d",
-      2, 0 },
-
-    /* listings: desc forward, asc forward, desc backward, asc backward */
-    { "threads_thread_list_df",
-      NGX_HTTP_THREADS_THREAD_LIST("DESC", "DESC", "ASC"), 6, 1 },
-    { "threads_thread_list_af",
-      NGX_HTTP_THREADS_THREAD_LIST("ASC", "ASC", "DESC"), 6, 1 },
-    { "threads_thread_list_db",
-      NGX_HTTP_THREADS_THREAD_LIST("ASC", "DESC", "ASC"), 6, 1 },
-    { "threads_thread_list_ab",
-      NGX_HTTP_THREADS_THREAD_LIST("DESC", "ASC", "DESC"), 6, 1 },
-
-    /* $1 owner, $2 thread, $3 message object, $4 message id; the thread
-     * row is locked against a concurrent delete */
-    { "threads_message_create",
-      "WITH t AS (SELECT id FROM threads WHERE owner = $1 AND id = $2"
-      " FOR KEY SHARE),"
-      " m AS (INSERT INTO messages (owner, thread_id, id, created_at, role,"
-      " content, attachments, metadata)"
-      " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint,"
-      " $3::jsonb->>'role', $3::jsonb->'content',"
-      " $3::jsonb->'attachments', $3::jsonb->'metadata' FROM t"
-      " RETURNING *)"
-      " SELECT " NGX_HTTP_THREADS_MESSAGE_JSON("") "::text FROM m",
-      4, 0 },
-
-    /* $1 owner, $2 thread, $3 message: a NULL body is a missing message */
-    { "threads_message_retrieve",
-      "SELECT (SELECT " NGX_HTTP_THREADS_MESSAGE_JSON("m.") "::text"
-      " FROM messages m"
-      " WHERE m.owner = $1 AND m.thread_id = $2 AND m.id = $3)"
-      " FROM threads WHERE owner = $1 AND id = $2",
-      3, 1 },
-
-    /* $1 owner, $2 thread, $3 message, $4 metadata or NULL */
-    { "threads_message_modify",
-      "WITH u AS (UPDATE messages SET metadata = COALESCE($4::jsonb, metadata)"
-      " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING *)"
-      " SELECT (SELECT " NGX_HTTP_THREADS_MESSAGE_JSON("u.") "::text FROM u)"
-      " FROM threads WHERE owner = $1 AND id = $2",
-      4, 1 },
-
-    /* $1 owner, $2 thread, $3 message */
-    { "threads_message_delete",
-      "WITH d AS (DELETE FROM messages"
-      " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING id, seq),"
-      " s AS (INSERT INTO message_tombstones (owner, thread_id, id, seq)"
-      " SELECT $1, $2, $3, seq FROM d ON CONFLICT DO NOTHING)"
-      " SELECT (SELECT json_build_object('id', id,"
-      " 'object', 'thread.message.deleted', 'deleted', true)::text FROM d)"
-      " FROM threads WHERE owner = $1 AND id = $2",
-      3, 0 },
-
-    { "threads_message_list_df",
-      NGX_HTTP_THREADS_MESSAGE_LIST("DESC", "DESC", "ASC"), 6, 1 },
-    { "threads_message_list_af",
-      NGX_HTTP_THREADS_MESSAGE_LIST("ASC", "ASC", "DESC"), 6, 1 },
-    { "threads_message_list_db",
-      NGX_HTTP_THREADS_MESSAGE_LIST("ASC", "DESC", "ASC"), 6, 1 },
-    { "threads_message_list_ab",
-      NGX_HTTP_THREADS_MESSAGE_LIST("DESC", "ASC", "DESC"), 6, 1 },
+    { "threads_message_list_df", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DF, 7, 1 },
+    { "threads_message_list_af", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AF, 7, 1 },
+    { "threads_message_list_db", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DB, 7, 1 },
+    { "threads_message_list_ab", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AB, 7, 1 },
 };
 
-const ngx_uint_t  ngx_http_threads_nstmts =
-    sizeof(ngx_http_threads_stmts) / sizeof(ngx_http_threads_stmts[0]);
 
-
+static void ngx_http_threads_op_cleanup(void *data);
 static void ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
     ngx_http_threads_pg_status_e status, PGresult *res);
 static ngx_int_t ngx_http_threads_op_result(ngx_http_request_t *r,
-    ngx_http_threads_ctx_t *ctx, ngx_http_threads_pg_status_e status,
+    ngx_http_threads_op_t *op, ngx_http_threads_pg_status_e status,
     PGresult *res);
 
 
-static void
-ngx_http_threads_op_param(ngx_http_threads_ctx_t *ctx, ngx_uint_t i,
-    const char *value)
+#if (NGX_HTTP_THREADS_TRIM)
+static ngx_event_t  ngx_http_threads_trim_event;
+#endif
+
+
+ngx_int_t
+ngx_http_threads_ops_init_worker(ngx_cycle_t *cycle,
+    ngx_http_threads_pg_conf_t *conf)
 {
-    ctx->values[i] = value;
-    ctx->lengths[i] = value ? (int) ngx_strlen(value) : 0;
+    return ngx_http_threads_pg_init_worker(cycle, conf, ngx_http_threads_stmts,
+                                           sizeof(ngx_http_threads_stmts)
+                                           / sizeof(ngx_http_threads_stmts[0]));
+}
+
+
+void
+ngx_http_threads_ops_exit_worker(void)
+{
+#if (NGX_HTTP_THREADS_TRIM)
+    if (ngx_http_threads_trim_event.timer_set) {
+        ngx_del_timer(&ngx_http_threads_trim_event);
+    }
+#endif
+
+    ngx_http_threads_pg_exit_worker();
+}
+
+
+#if (NGX_HTTP_THREADS_TRIM)
+
+static void
+ngx_http_threads_trim(ngx_event_t *ev)
+{
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "threads: giving freed memory back");
+
+    (void) malloc_trim(0);
 }
 
 
 /*
- * An id that is not one of ours: 400 naming param when it does not even
- * begin with the kind's prefix (its first plen bytes), else 404, as a
- * well-formed id that names nothing.  For path ids and list cursors alike.
+ * Memory that a large request freed stays with the allocator; a second
+ * later (once a burst is over) it goes back to the system.
  */
+static void
+ngx_http_threads_schedule_trim(ngx_log_t *log)
+{
+    ngx_event_t  *ev = &ngx_http_threads_trim_event;
+
+    if (ev->timer_set) {
+        return;
+    }
+
+    ev->handler = ngx_http_threads_trim;
+    ev->log = ngx_cycle->log;
+    ev->data = NULL;
+    ev->cancelable = 1;
+
+    ngx_add_timer(ev, 1000);
+}
+
+#endif
+
+
+ngx_http_threads_op_t *
+ngx_http_threads_op_create(ngx_http_request_t *r, ngx_http_threads_op_e kind)
+{
+    ngx_http_cleanup_t     *cln;
+    ngx_http_threads_op_t  *op;
+
+    op = ngx_pcalloc(r->pool, sizeof(ngx_http_threads_op_t));
+    if (op == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_http_cleanup_add(r, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_threads_op_cleanup;
+    cln->data = op;
+
+    op->request = r;
+    op->kind = kind;
+
+    return op;
+}
+
+
+void
+ngx_http_threads_op_release(ngx_http_threads_op_t *op)
+{
+    thr_thread_req_free(&op->body);
+    thr_list_args_free(&op->args);
+    free(op->message);
+    op->message = NULL;
+}
+
+
+/* The request goes away: its query is forgotten, its memory given back. */
+static void
+ngx_http_threads_op_cleanup(void *data)
+{
+    ngx_http_threads_op_t  *op = data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, op->request->connection->log, 0,
+                   "threads: request done, op %d", (int) op->kind);
+
+    ngx_http_threads_pg_cancel(&op->query);
+
+    op->gone = 1;
+
+    if (op->validating) {
+        /* a thread still works on it; the task's end frees it */
+        return;
+    }
+
+    ngx_http_threads_op_release(op);
+
+#if (NGX_HTTP_THREADS_TRIM)
+    if (op->large) {
+        ngx_http_threads_schedule_trim(op->request->connection->log);
+    }
+#endif
+}
+
+
+static void
+ngx_http_threads_op_param(ngx_http_threads_op_t *op, ngx_uint_t i,
+    const char *value)
+{
+    op->values[i] = value;
+    op->lengths[i] = value ? (int) ngx_strlen(value) : 0;
+}
+
+
 void
 ngx_http_threads_id_error(thr_error_t *err, const u_char *id, size_t len,
     const char *prefix, size_t plen, const char *param, const char *what)
@@ -282,32 +242,32 @@ ngx_http_threads_op_cursor(const char *id, const char *param,
 
 /*
  * Query args to a list statement: which of the four variants, the keyset
- * bounds lo/hi (see NGX_HTTP_THREADS_LIST_TAIL) and the limit.
+ * bounds lo/hi (see ngx_http_threads_sql.h), the limit and the budget.
  */
 static int
-ngx_http_threads_op_list(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
-    ngx_uint_t *stmt, thr_error_t *err)
+ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
+    size_t len)
 {
     int                rc;
-    u_char            *limit;
     ngx_uint_t         kind, variant;
     const char        *prefix, *what;
-    thr_list_args_t   *a = &ctx->args;
+    thr_list_args_t   *a = &op->args;
 
-    kind = (ctx->op == NGX_HTTP_THREADS_OP_THREAD_LIST) ? THR_LIST_THREADS
-                                                        : THR_LIST_MESSAGES;
+    kind = (op->kind == NGX_HTTP_THREADS_OP_THREAD_LIST) ? THR_LIST_THREADS
+                                                         : THR_LIST_MESSAGES;
     prefix = (kind == THR_LIST_THREADS) ? "thread_" : "msg_";
     what = (kind == THR_LIST_THREADS) ? "thread" : "message";
 
-    rc = thr_list_args_parse((char *) r->args.data, r->args.len, kind, a, err);
+    rc = thr_list_args_parse(args, len, kind, a, &op->err);
     if (rc != THR_OK) {
         return rc;
     }
 
-    rc = ngx_http_threads_op_cursor(a->after, "after", prefix, what, err);
+    rc = ngx_http_threads_op_cursor(a->after, "after", prefix, what,
+                                    &op->err);
     if (rc == THR_OK) {
         rc = ngx_http_threads_op_cursor(a->before, "before", prefix, what,
-                                        err);
+                                        &op->err);
     }
 
     if (rc != THR_OK) {
@@ -317,198 +277,224 @@ ngx_http_threads_op_list(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
     if (a->before && a->after == NULL) {
         /* a page just before the cursor: scan away from it, then turn */
         variant = a->desc ? 2 : 3;
-        ctx->lo = a->desc ? a->before : NULL;
-        ctx->hi = a->desc ? NULL : a->before;
+        op->lo = a->desc ? a->before : NULL;
+        op->hi = a->desc ? NULL : a->before;
 
     } else {
         variant = a->desc ? 0 : 1;
-        ctx->lo = a->desc ? a->before : a->after;
-        ctx->hi = a->desc ? a->after : a->before;
+        op->lo = a->desc ? a->before : a->after;
+        op->hi = a->desc ? a->after : a->before;
     }
 
-    limit = ngx_pnalloc(r->pool, NGX_INT_T_LEN + 1);
-    if (limit == NULL) {
-        return THR_NOMEM;
-    }
-    *ngx_sprintf(limit, "%ui", (ngx_uint_t) a->limit) = '\0';
+    *ngx_sprintf(op->limit, "%ui", (ngx_uint_t) a->limit) = '\0';
+    *ngx_sprintf(op->budget, "%uz", op->page_bytes) = '\0';
 
     if (kind == THR_LIST_THREADS) {
-        *stmt = NGX_HTTP_THREADS_STMT_THREAD_LIST + variant;
-        ngx_http_threads_op_param(ctx, 1, (char *) limit);
-        ngx_http_threads_op_param(ctx, 2, ctx->lo);
-        ngx_http_threads_op_param(ctx, 3, ctx->hi);
-        ngx_http_threads_op_param(ctx, 4, a->meta_key);
-        ngx_http_threads_op_param(ctx, 5, a->meta_value);
+        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_LIST + variant;
+        ngx_http_threads_op_param(op, 1, (char *) op->limit);
+        ngx_http_threads_op_param(op, 2, op->lo);
+        ngx_http_threads_op_param(op, 3, op->hi);
+        ngx_http_threads_op_param(op, 4, a->meta_key);
+        ngx_http_threads_op_param(op, 5, a->meta_value);
 
     } else {
-        *stmt = NGX_HTTP_THREADS_STMT_MESSAGE_LIST + variant;
-        ngx_http_threads_op_param(ctx, 2, (char *) limit);
-        ngx_http_threads_op_param(ctx, 3, ctx->lo);
-        ngx_http_threads_op_param(ctx, 4, ctx->hi);
-        ngx_http_threads_op_param(ctx, 5, a->run_id);
+        op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_LIST + variant;
+        ngx_http_threads_op_param(op, 2, (char *) op->limit);
+        ngx_http_threads_op_param(op, 3, op->lo);
+        ngx_http_threads_op_param(op, 4, op->hi);
+        ngx_http_threads_op_param(op, 5, a->run_id);
     }
+
+    ngx_http_threads_op_param(op, 6, (char *) op->budget);
 
     return THR_OK;
 }
 
 
-ngx_int_t
-ngx_http_threads_op_start(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
-    const char *body, size_t len)
+/*
+ * Runs wherever the caller likes, a thread of nginx's pool included: it
+ * reads input and writes op's own fields, nothing else of the request.
+ */
+static int
+ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
+    size_t len)
 {
-    int                           rc;
-    u_char                       *id;
-    ngx_uint_t                    stmt;
-    thr_error_t                   err;
-
-    stmt = 0;
-    rc = THR_OK;
+    int  rc;
 
     /* $1 is always the owner, $2 the thread id (but for thread lists) */
-    ngx_http_threads_op_param(ctx, 0, (char *) ctx->owner.data);
-    ngx_http_threads_op_param(ctx, 1, (char *) ctx->thread_id.data);
+    ngx_http_threads_op_param(op, 0, (char *) op->owner.data);
+    ngx_http_threads_op_param(op, 1, (char *) op->thread_id.data);
 
-    switch (ctx->op) {
+    switch (op->kind) {
 
     case NGX_HTTP_THREADS_OP_THREAD_CREATE:
-        rc = thr_json_thread_create(body, len, &ctx->body, &err);
+        rc = thr_json_thread_create(input, len, &op->body, &op->err);
         if (rc != THR_OK) {
-            break;
+            return rc;
         }
 
-        id = ngx_pnalloc(r->pool, sizeof("thread_") + THR_ID_CHARS);
-        if (id == NULL || thr_id_make((char *) id, "thread_") != 0) {
-            rc = THR_NOMEM;
-            break;
+        if (thr_id_make((char *) op->new_id, "thread_") != 0) {
+            return THR_NOMEM;
         }
 
-        ctx->thread_id.data = id;
-        ctx->thread_id.len = ngx_strlen(id);
-
-        stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE;
-        ngx_http_threads_op_param(ctx, 1, (char *) id);
-        ngx_http_threads_op_param(ctx, 2, ctx->body.metadata);
-        ngx_http_threads_op_param(ctx, 3, ctx->body.tool_resources);
-        ngx_http_threads_op_param(ctx, 4, ctx->body.messages);
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE;
+        ngx_http_threads_op_param(op, 1, (char *) op->new_id);
+        ngx_http_threads_op_param(op, 2, op->body.metadata);
+        ngx_http_threads_op_param(op, 3, op->body.tool_resources);
+        ngx_http_threads_op_param(op, 4, op->body.messages);
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_THREAD_MODIFY:
-        rc = thr_json_thread_modify(body, len, &ctx->body, &err);
+        rc = thr_json_thread_modify(input, len, &op->body, &op->err);
         if (rc != THR_OK) {
-            break;
+            return rc;
         }
 
-        if (ctx->body.metadata == NULL && ctx->body.tool_resources == NULL) {
+        if (op->body.metadata == NULL && op->body.tool_resources == NULL) {
             /* {} changes nothing: no row lock, no write */
-            stmt = NGX_HTTP_THREADS_STMT_THREAD_RETRIEVE;
-            break;
+            op->stmt = NGX_HTTP_THREADS_STMT_THREAD_RETRIEVE;
+            return THR_OK;
         }
 
-        stmt = NGX_HTTP_THREADS_STMT_THREAD_MODIFY;
-        ngx_http_threads_op_param(ctx, 2, ctx->body.metadata);
-        ngx_http_threads_op_param(ctx, 3, ctx->body.tool_resources);
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_MODIFY;
+        ngx_http_threads_op_param(op, 2, op->body.metadata);
+        ngx_http_threads_op_param(op, 3, op->body.tool_resources);
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_THREAD_RETRIEVE:
-        stmt = NGX_HTTP_THREADS_STMT_THREAD_RETRIEVE;
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_RETRIEVE;
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_THREAD_DELETE:
-        stmt = NGX_HTTP_THREADS_STMT_THREAD_DELETE;
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_DELETE;
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_MESSAGE_CREATE:
-        rc = thr_json_message_create(body, len, &ctx->message, &err);
+        rc = thr_json_message_create(input, len, &op->message, &op->err);
         if (rc != THR_OK) {
-            break;
+            return rc;
         }
 
         /* the normalized object begins {"id":"msg_...", */
-        id = ngx_pnalloc(r->pool, sizeof("msg_") + THR_ID_CHARS);
-        if (id == NULL
-            || ngx_strncmp(ctx->message, "{\"id\":\"", 7) != 0
-            || !thr_id_is_valid(ctx->message + 7, 4 + THR_ID_CHARS, "msg_"))
+        if (ngx_strncmp(op->message, "{\"id\":\"", 7) != 0
+            || !thr_id_is_valid(op->message + 7, 4 + THR_ID_CHARS, "msg_"))
         {
-            rc = THR_NOMEM;
-            break;
+            return THR_NOMEM;
         }
 
-        ngx_cpystrn(id, (u_char *) ctx->message + 7, 4 + THR_ID_CHARS + 1);
+        ngx_cpystrn(op->new_id, (u_char *) op->message + 7,
+                    4 + THR_ID_CHARS + 1);
 
-        stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE;
-        ngx_http_threads_op_param(ctx, 2, ctx->message);
-        ngx_http_threads_op_param(ctx, 3, (char *) id);
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE;
+        ngx_http_threads_op_param(op, 2, op->message);
+        ngx_http_threads_op_param(op, 3, (char *) op->new_id);
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_MESSAGE_MODIFY:
-        rc = thr_json_message_modify(body, len, &ctx->message, &err);
+        rc = thr_json_message_modify(input, len, &op->message, &op->err);
         if (rc != THR_OK) {
-            break;
+            return rc;
         }
 
-        stmt = ctx->message ? NGX_HTTP_THREADS_STMT_MESSAGE_MODIFY
-                            : NGX_HTTP_THREADS_STMT_MESSAGE_RETRIEVE;
-        ngx_http_threads_op_param(ctx, 2, (char *) ctx->message_id.data);
-        ngx_http_threads_op_param(ctx, 3, ctx->message);
-        break;
+        op->stmt = op->message ? NGX_HTTP_THREADS_STMT_MESSAGE_MODIFY
+                               : NGX_HTTP_THREADS_STMT_MESSAGE_RETRIEVE;
+        ngx_http_threads_op_param(op, 2, (char *) op->message_id.data);
+        ngx_http_threads_op_param(op, 3, op->message);
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_MESSAGE_RETRIEVE:
-        stmt = NGX_HTTP_THREADS_STMT_MESSAGE_RETRIEVE;
-        ngx_http_threads_op_param(ctx, 2, (char *) ctx->message_id.data);
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_RETRIEVE;
+        ngx_http_threads_op_param(op, 2, (char *) op->message_id.data);
+        return THR_OK;
 
     case NGX_HTTP_THREADS_OP_MESSAGE_DELETE:
-        stmt = NGX_HTTP_THREADS_STMT_MESSAGE_DELETE;
-        ngx_http_threads_op_param(ctx, 2, (char *) ctx->message_id.data);
-        break;
+        op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_DELETE;
+        ngx_http_threads_op_param(op, 2, (char *) op->message_id.data);
+        return THR_OK;
 
     default: /* the lists */
-        rc = ngx_http_threads_op_list(r, ctx, &stmt, &err);
-        break;
+        return ngx_http_threads_op_list(op, input, len);
+    }
+}
+
+
+void
+ngx_http_threads_op_validate(ngx_http_threads_op_t *op, const char *input,
+    size_t len)
+{
+    op->rc = ngx_http_threads_op_prepare(op, input, len);
+
+    if (len > NGX_HTTP_THREADS_LARGE) {
+        op->large = 1;
+    }
+}
+
+
+ngx_int_t
+ngx_http_threads_op_run(ngx_http_threads_op_t *op)
+{
+    ngx_http_request_t  *r = op->request;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "threads: op %d validated: %d, statement \"%s\"",
+                   (int) op->kind, op->rc,
+                   op->rc == THR_OK ? ngx_http_threads_stmts[op->stmt].name
+                                    : "");
+
+    if (op->rc == THR_INVALID) {
+        return ngx_http_threads_send_error(r, &op->err);
     }
 
-    if (rc == THR_INVALID) {
-        return ngx_http_threads_send_error(r, &err);
-    }
-
-    if (rc != THR_OK) {
+    if (op->rc != THR_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (len > 256 * 1024) {
-        /*
-         * Validating a large body takes a while; the timers the pool sets
-         * next count from nginx's cached clock, which must not be stale.
-         */
+    if (op->kind == NGX_HTTP_THREADS_OP_THREAD_CREATE) {
+        op->thread_id.data = op->new_id;
+        op->thread_id.len = ngx_strlen(op->new_id);
+    }
+
+    /*
+     * Validating a large body may have taken a while; the timers the pool
+     * sets next count from nginx's cached clock, which must not be stale.
+     */
+    if (op->large) {
         ngx_time_update();
     }
 
-    ctx->query.stmt = &ngx_http_threads_stmts[stmt];
-    ctx->query.stmt_index = stmt;
-    ctx->query.values = ctx->values;
-    ctx->query.lengths = ctx->lengths;
-    ctx->query.handler = ngx_http_threads_op_done;
-    ctx->query.data = ctx;
-    ctx->query.log = r->connection->log;
+    op->query.stmt = &ngx_http_threads_stmts[op->stmt];
+    op->query.stmt_index = op->stmt;
+    op->query.values = op->values;
+    op->query.lengths = op->lengths;
+    op->query.handler = ngx_http_threads_op_done;
+    op->query.data = op;
+    op->query.log = r->connection->log;
 
-    ngx_http_threads_pg_run(&ctx->query);
+    ngx_http_threads_pg_run(&op->query);
 
     return NGX_DONE;
 }
 
 
+/* From an event of the pool: the statement's answer is in. */
 static void
 ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
     ngx_http_threads_pg_status_e status, PGresult *res)
 {
-    ngx_connection_t        *c;
-    ngx_http_request_t      *r;
-    ngx_http_threads_ctx_t  *ctx = q->data;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_http_threads_op_t  *op = q->data;
 
-    r = ctx->request;
+    r = op->request;
     c = r->connection;
 
-    ngx_http_finalize_request(r, ngx_http_threads_op_result(r, ctx, status,
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "threads: op %d answered, status %d", (int) op->kind,
+                   (int) status);
+
+    ngx_http_finalize_request(r, ngx_http_threads_op_result(r, op, status,
                                                              res));
     ngx_http_run_posted_requests(c);
 }
@@ -517,27 +503,27 @@ ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
 /* The 404 of a statement that found no row, or a NULL body. */
 static ngx_int_t
 ngx_http_threads_op_not_found(ngx_http_request_t *r,
-    ngx_http_threads_ctx_t *ctx, PGresult *res)
+    ngx_http_threads_op_t *op, PGresult *res)
 {
     char         *miss;
     const char   *what, *id;
     thr_error_t   err;
 
     what = "thread";
-    id = (char *) ctx->thread_id.data;
+    id = (char *) op->thread_id.data;
 
     if (PQntuples(res) == 1) {
         miss = (PQnfields(res) > 1 && !PQgetisnull(res, 0, 1))
                ? PQgetvalue(res, 0, 1) : NULL;
 
-        if (ctx->op != NGX_HTTP_THREADS_OP_THREAD_LIST) {
+        if (op->kind != NGX_HTTP_THREADS_OP_THREAD_LIST) {
             what = "message";
-            id = (char *) ctx->message_id.data;
+            id = (char *) op->message_id.data;
         }
 
         if (miss) {
             /* a cursor that names nothing, not even a tombstone */
-            id = (miss[0] == 'l') ? ctx->lo : ctx->hi;
+            id = (miss[0] == 'l') ? op->lo : op->hi;
         }
     }
 
@@ -548,13 +534,21 @@ ngx_http_threads_op_not_found(ngx_http_request_t *r,
 }
 
 
+static void
+ngx_http_threads_op_clear_result(void *data)
+{
+    PQclear(data);
+}
+
+
 static ngx_int_t
-ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
+ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_op_t *op,
     ngx_http_threads_pg_status_e status, PGresult *res)
 {
-    u_char       *data;
-    size_t        len;
-    thr_error_t   err;
+    size_t               len;
+    ngx_int_t            rc;
+    thr_error_t          err;
+    ngx_pool_cleanup_t  *cln;
 
     switch (status) {
 
@@ -562,19 +556,30 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
         if (PQntuples(res) != 1 || PQnfields(res) < 1
             || PQgetisnull(res, 0, 0))
         {
-            return ngx_http_threads_op_not_found(r, ctx, res);
+            rc = ngx_http_threads_op_not_found(r, op, res);
+            PQclear(res);
+            return rc;
         }
 
-        len = PQgetlength(res, 0, 0);
-
-        data = ngx_pnalloc(r->pool, len);
-        if (data == NULL) {
+        /* the body goes out from the result itself, freed with r */
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            PQclear(res);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_memcpy(data, PQgetvalue(res, 0, 0), len);
+        cln->handler = ngx_http_threads_op_clear_result;
+        cln->data = res;
 
-        return ngx_http_threads_send_json(r, NGX_HTTP_OK, data, len);
+        len = PQgetlength(res, 0, 0);
+
+        if (len > NGX_HTTP_THREADS_LARGE) {
+            op->large = 1;
+        }
+
+        return ngx_http_threads_send_json(r, NGX_HTTP_OK,
+                                          (u_char *) PQgetvalue(res, 0, 0),
+                                          len);
 
     case NGX_HTTP_THREADS_PG_UNAVAILABLE:
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -593,6 +598,8 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_ctx_t *ctx,
         return ngx_http_threads_send_error(r, &err);
 
     default:
+        /* the details went to the error log */
+        PQclear(res);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 }

@@ -27,6 +27,13 @@
 #include "ngx_http_threads_pg.h"
 
 
+/*
+ * A connection that received a result larger than this is closed once
+ * idle: libpq keeps its input buffer at its largest size for life.
+ */
+#define NGX_HTTP_THREADS_PG_RECYCLE  (4 * 1024 * 1024)
+
+
 typedef enum {
     NGX_HTTP_THREADS_PG_CONNECTING = 0,
     NGX_HTTP_THREADS_PG_IDLE,
@@ -61,6 +68,7 @@ struct ngx_http_threads_pg_conn_s {
     uint64_t                       prepared; /* bit per statement */
     unsigned                       flushing:1;
     unsigned                       reused:1;
+    unsigned                       recycle:1; /* close once idle */
 };
 
 
@@ -79,7 +87,6 @@ typedef struct {
     ngx_uint_t                     nwaiting;
 
     ngx_queue_t                    free_slots;
-    ngx_queue_t                    completed; /* slots to hand out */
 } ngx_http_threads_pg_pool_t;
 
 
@@ -111,7 +118,6 @@ static void ngx_http_threads_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_threads_pg_enqueue(ngx_http_threads_pg_query_t *q,
     ngx_msec_t timeout);
 static ngx_int_t ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc);
-static void ngx_http_threads_pg_deliver(void);
 
 
 ngx_int_t
@@ -136,7 +142,6 @@ ngx_http_threads_pg_init_worker(ngx_cycle_t *cycle,
     ngx_queue_init(&pool->busy);
     ngx_queue_init(&pool->waiting);
     ngx_queue_init(&pool->free_slots);
-    ngx_queue_init(&pool->completed);
 
     return NGX_OK;
 }
@@ -162,8 +167,6 @@ ngx_http_threads_pg_exit_worker(void)
             ngx_http_threads_pg_close(pc);
         }
     }
-
-    ngx_http_threads_pg_deliver();
 
     while (!ngx_queue_empty(&pool->free_slots)) {
         q = ngx_queue_head(&pool->free_slots);
@@ -317,6 +320,15 @@ ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
         ngx_del_timer(&q->wait);
     }
 
+    if (q->done.posted) {
+        ngx_delete_posted_event(&q->done);
+    }
+
+    if (q->res) {
+        PQclear(q->res);
+        q->res = NULL;
+    }
+
     slot = q->slot;
 
     if (slot) {
@@ -324,7 +336,6 @@ ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
         slot->query = NULL;
         q->slot = NULL;
     }
-
 }
 
 
@@ -361,7 +372,24 @@ ngx_http_threads_pg_wait_timeout(ngx_event_t *ev)
 }
 
 
-/* Hands q its result; the query is over for the pool. */
+static void
+ngx_http_threads_pg_done(ngx_event_t *ev)
+{
+    PGresult                     *res;
+    ngx_http_threads_pg_query_t  *q = ev->data;
+
+    res = q->res;
+    q->res = NULL;
+
+    q->handler(q, q->status, res);
+}
+
+
+/*
+ * The query is over for the pool; its handler learns it from a posted
+ * event, once the code that ended it (maybe the request's own handler,
+ * maybe another request's result on the same connection) has returned.
+ */
 static void
 ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
     ngx_http_threads_pg_status_e status, PGresult *res)
@@ -370,8 +398,18 @@ ngx_http_threads_pg_finish(ngx_http_threads_pg_query_t *q,
         ngx_del_timer(&q->wait);
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
+                   "threads: query done, status %d", (int) status);
+
     q->slot = NULL;
-    q->handler(q, status, res);
+    q->status = status;
+    q->res = res;
+
+    q->done.handler = ngx_http_threads_pg_done;
+    q->done.data = q;
+    q->done.log = q->log;
+
+    ngx_post_event(&q->done, &ngx_posted_events);
 }
 
 
@@ -572,38 +610,6 @@ ngx_http_threads_pg_unregister(ngx_http_threads_pg_conn_t *pc)
 }
 
 
-/* Hands completed queries their results; touches no connection. */
-static void
-ngx_http_threads_pg_deliver(void)
-{
-    ngx_queue_t                  *head;
-    ngx_http_threads_pg_slot_t   *slot;
-    ngx_http_threads_pg_query_t  *q;
-    ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
-
-    while (!ngx_queue_empty(&pool->completed)) {
-        head = ngx_queue_head(&pool->completed);
-        ngx_queue_remove(head);
-        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
-
-        q = slot->query;
-
-        if (q) {
-            ngx_http_threads_pg_finish(q, slot->error || slot->res == NULL
-                                          ? NGX_HTTP_THREADS_PG_ERROR
-                                          : NGX_HTTP_THREADS_PG_OK,
-                                       slot->res);
-        }
-
-        if (slot->res) {
-            PQclear(slot->res);
-        }
-
-        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
-    }
-}
-
-
 static void
 ngx_http_threads_pg_event(ngx_event_t *ev)
 {
@@ -622,7 +628,6 @@ ngx_http_threads_pg_event(ngx_event_t *ev)
 
     default:
         ngx_http_threads_pg_io(pc);
-        ngx_http_threads_pg_deliver();
         return;
     }
 }
@@ -708,8 +713,12 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
         return NGX_OK;
     }
 
-    if (ngx_exiting || ngx_terminate || ngx_quit) {
+    if (ngx_exiting || ngx_terminate || ngx_quit || pc->recycle) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                       "threads: closing a database connection%s",
+                       pc->recycle ? " that grew large" : "");
         ngx_http_threads_pg_close(pc);
+        ngx_http_threads_pg_pump();
         return NGX_ERROR;
     }
 
@@ -967,6 +976,7 @@ static ngx_int_t
 ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot)
 {
+    PGresult                     *res;
     ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
 
     ngx_queue_remove(&slot->queue);
@@ -982,12 +992,25 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
         ngx_add_timer(&pc->timer, pool->conf->query_timeout);
     }
 
-    /*
-     * Its request learns the answer only once this connection is done
-     * with (ngx_http_threads_pg_deliver): the handler may run other
-     * requests, which may use or even close this connection.
-     */
-    ngx_queue_insert_tail(&pool->completed, &slot->queue);
+    res = slot->res;
+    slot->res = NULL;
+
+    if (res && PQresultMemorySize(res) > NGX_HTTP_THREADS_PG_RECYCLE) {
+        /* libpq's buffers only grow: this one goes once it is idle */
+        pc->recycle = 1;
+    }
+
+    if (slot->query) {
+        ngx_http_threads_pg_finish(slot->query, slot->error || res == NULL
+                                                ? NGX_HTTP_THREADS_PG_ERROR
+                                                : NGX_HTTP_THREADS_PG_OK,
+                                   res);
+    } else {
+        /* its request went away */
+        PQclear(res);
+    }
+
+    ngx_queue_insert_head(&pool->free_slots, &slot->queue);
 
     if (PQstatus(pc->pg) != CONNECTION_OK) {
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);

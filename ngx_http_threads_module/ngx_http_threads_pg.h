@@ -60,8 +60,10 @@ typedef void (*ngx_http_threads_pg_handler_pt)(
 
 /*
  * One query of one request, allocated from the request's pool.  The
- * handler runs exactly once, unless the query is cancelled first
- * (ngx_http_threads_pg_cancel, from the request's cleanup).
+ * handler runs exactly once, from a posted event (never from inside
+ * ngx_http_threads_pg_run), unless the query is cancelled first
+ * (ngx_http_threads_pg_cancel, from the request's cleanup).  The handler
+ * owns the result it is given (PQclear).
  */
 struct ngx_http_threads_pg_query_s {
     const ngx_http_threads_pg_stmt_t  *stmt;
@@ -75,6 +77,9 @@ struct ngx_http_threads_pg_query_s {
     void                              *slot;     /* while on the wire */
     ngx_queue_t                        queue;    /* while it waits */
     ngx_event_t                        wait;     /* queue timeout */
+    ngx_event_t                        done;     /* posted: the answer */
+    ngx_http_threads_pg_status_e       status;
+    PGresult                          *res;      /* until it is handed */
 
     unsigned                           waiting:1;
     unsigned                           sent:1;   /* handed to libpq */
@@ -87,7 +92,7 @@ ngx_int_t ngx_http_threads_pg_init_worker(ngx_cycle_t *cycle,
     ngx_uint_t nstmts);
 void ngx_http_threads_pg_exit_worker(void);
 
-/* Runs q.  Its handler may run before this returns (503 at once). */
+/* Runs q.  Its handler runs later, from an event, even for a 503. */
 void ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q);
 /* Forgets q: its handler will not run.  Safe to call at any time. */
 void ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q);

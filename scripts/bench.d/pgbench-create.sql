@@ -1,4 +1,4 @@
--- The module's create statement (ngx_http_threads_ops.c), as it sends it:
+-- The module's create statement (ngx_http_threads_sql.h), as it sends it:
 -- owner, a fresh id, metadata, tool_resources and messages as parameters.
 -- pgbench has no strings, so the fresh id is a random 19-digit number
 -- (the module's are 31 characters); scripts/bench checks that the

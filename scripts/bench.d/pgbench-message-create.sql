@@ -1,4 +1,4 @@
--- The module's message create statement (ngx_http_threads_ops.c), as it
+-- The module's message create statement (ngx_http_threads_sql.h), as it
 -- sends it: owner, thread, the message object and its id as parameters.
 -- Threads and message ids are numbers here (pgbench has no strings; see
 -- pgbench-retrieve.sql); scripts/bench checks the statement still matches.

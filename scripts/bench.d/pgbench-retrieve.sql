@@ -1,4 +1,4 @@
--- The module's retrieve statement (ngx_http_threads_ops.c), as it sends it.
+-- The module's retrieve statement (ngx_http_threads_sql.h), as it sends it.
 -- pgbench cannot pick from a list of strings, so scripts/bench copies the
 -- seeded threads under the ids 1000000000000000001..+seeded and this picks
 -- one of those at random: the same rows, one statement, one round trip.

@@ -1,0 +1,473 @@
+/*
+ * The SQL of every statement, each written out whole.  Included by
+ * ngx_http_threads_ops.c alone, which names them in its statement table.
+ *
+ * Every statement filters by owner ($1) and names ids as parameters, so
+ * that a planner distributing by owner routes each to one shard.  Each
+ * returns no row when the thread is not there (another owner's included),
+ * else one row whose first column is the response body, built here as
+ * JSON text so that the worker neither parses nor re-serializes it.
+ *
+ * Listings are keyset pages over seq, the creation order: rows strictly
+ * between the cursors lo and hi (seq of a live row or of a tombstone, so
+ * that a deleted cursor still pages), scanned in one direction (r),
+ * cut at the page's limit or at its byte budget ($7), whichever comes
+ * first but never below one item (p), and returned in the listing's
+ * order.  Each direction is its own statement, so that every page is an
+ * index range scan.  The row is (body, missing): body NULL and missing
+ * 'lo' or 'hi' when a cursor names nothing.
+ */
+
+#ifndef NGX_HTTP_THREADS_SQL_H_INCLUDED_
+#define NGX_HTTP_THREADS_SQL_H_INCLUDED_
+
+
+/*
+ * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages (an array
+ * of message objects): the thread and its messages in one statement, one
+ * transaction.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_CREATE \
+    "WITH t AS (" \
+    " INSERT INTO threads (owner, id, created_at, metadata, tool_resources)" \
+    " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb, $4::jsonb)" \
+    " RETURNING id, created_at, metadata, tool_resources), " \
+    "m AS (" \
+    " INSERT INTO messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata)" \
+    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
+    "  e->'attachments', e->'metadata'" \
+    " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n) " \
+    "SELECT json_build_object('id', id, 'object', 'thread'," \
+    " 'created_at', created_at, 'metadata', metadata," \
+    " 'tool_resources', tool_resources)::text " \
+    "FROM t"
+
+/* $1 owner, $2 id */
+#define NGX_HTTP_THREADS_SQL_THREAD_RETRIEVE \
+    "SELECT json_build_object('id', id, 'object', 'thread'," \
+    " 'created_at', created_at, 'metadata', metadata," \
+    " 'tool_resources', tool_resources)::text " \
+    "FROM threads WHERE owner = $1 AND id = $2"
+
+/* $1 owner, $2 id, $3 metadata, $4 tool_resources: NULL leaves as is */
+#define NGX_HTTP_THREADS_SQL_THREAD_MODIFY \
+    "UPDATE threads SET" \
+    " metadata = COALESCE($3::jsonb, metadata)," \
+    " tool_resources = COALESCE($4::jsonb, tool_resources) " \
+    "WHERE owner = $1 AND id = $2 " \
+    "RETURNING json_build_object('id', id, 'object', 'thread'," \
+    " 'created_at', created_at, 'metadata', metadata," \
+    " 'tool_resources', tool_resources)::text"
+
+/*
+ * $1 owner, $2 id; messages go with it (ON DELETE CASCADE); the tombstone
+ * keeps listings that use it as a cursor paging.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_DELETE \
+    "WITH d AS (DELETE FROM threads WHERE owner = $1 AND id = $2" \
+    " RETURNING id, seq), " \
+    "s AS (INSERT INTO thread_tombstones (owner, id, seq)" \
+    " SELECT $1, $2, seq FROM d ON CONFLICT DO NOTHING) " \
+    "SELECT json_build_object('id', id, 'object', 'thread.deleted'," \
+    " 'deleted', true)::text " \
+    "FROM d"
+
+/*
+ * $1 owner, $2 limit, $3 lo id, $4 hi id, $5 metadata key, $6 its value,
+ * $7 byte budget.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_LIST_DF \
+    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM threads x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/* thread list, oldest first, after a cursor */
+#define NGX_HTTP_THREADS_SQL_THREAD_LIST_AF \
+    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM threads x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/* thread list, newest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_THREAD_LIST_DB \
+    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM threads x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/* thread list, oldest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_THREAD_LIST_AB \
+    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM threads x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+
+/*
+ * $1 owner, $2 thread, $3 message object, $4 message id; the thread row is
+ * locked against a concurrent delete.
+ */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_CREATE \
+    "WITH t AS (SELECT id FROM threads WHERE owner = $1 AND id = $2" \
+    " FOR KEY SHARE), " \
+    "m AS (INSERT INTO messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata)" \
+    " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb->>'role', $3::jsonb->'content'," \
+    "  $3::jsonb->'attachments', $3::jsonb->'metadata' FROM t" \
+    " RETURNING *) " \
+    "SELECT json_build_object('id', id, 'object', 'thread.message'," \
+    " 'created_at', created_at, 'thread_id', thread_id," \
+    " 'status', 'completed', 'incomplete_details', NULL," \
+    " 'completed_at', created_at, 'incomplete_at', NULL," \
+    " 'role', role, 'content', content," \
+    " 'assistant_id', assistant_id, 'run_id', run_id," \
+    " 'attachments', attachments, 'metadata', metadata)::text " \
+    "FROM m"
+
+/* $1 owner, $2 thread, $3 message: a NULL body is a missing message */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_RETRIEVE \
+    "SELECT (SELECT json_build_object('id', m.id, 'object', 'thread.message'," \
+    "  'created_at', m.created_at, 'thread_id', m.thread_id," \
+    "  'status', 'completed', 'incomplete_details', NULL," \
+    "  'completed_at', m.created_at, 'incomplete_at', NULL," \
+    "  'role', m.role, 'content', m.content," \
+    "  'assistant_id', m.assistant_id, 'run_id', m.run_id," \
+    "  'attachments', m.attachments, 'metadata', m.metadata)::text" \
+    " FROM messages m" \
+    " WHERE m.owner = $1 AND m.thread_id = $2 AND m.id = $3) " \
+    "FROM threads WHERE owner = $1 AND id = $2"
+
+/* $1 owner, $2 thread, $3 message, $4 metadata or NULL */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_MODIFY \
+    "WITH u AS (UPDATE messages SET metadata = COALESCE($4::jsonb, metadata)" \
+    " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING *) " \
+    "SELECT (SELECT json_build_object('id', u.id, 'object', 'thread.message'," \
+    "  'created_at', u.created_at, 'thread_id', u.thread_id," \
+    "  'status', 'completed', 'incomplete_details', NULL," \
+    "  'completed_at', u.created_at, 'incomplete_at', NULL," \
+    "  'role', u.role, 'content', u.content," \
+    "  'assistant_id', u.assistant_id, 'run_id', u.run_id," \
+    "  'attachments', u.attachments, 'metadata', u.metadata)::text" \
+    " FROM u) " \
+    "FROM threads WHERE owner = $1 AND id = $2"
+
+/* $1 owner, $2 thread, $3 message */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_DELETE \
+    "WITH d AS (DELETE FROM messages" \
+    " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING id, seq), " \
+    "s AS (INSERT INTO message_tombstones (owner, thread_id, id, seq)" \
+    " SELECT $1, $2, $3, seq FROM d ON CONFLICT DO NOTHING) " \
+    "SELECT (SELECT json_build_object('id', id," \
+    "  'object', 'thread.message.deleted', 'deleted', true)::text FROM d) " \
+    "FROM threads WHERE owner = $1 AND id = $2"
+
+/*
+ * $1 owner, $2 thread, $3 limit, $4 lo id, $5 hi id, $6 run_id, $7 byte
+ * budget.
+ */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DF \
+    "WITH lo AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread.message', " \
+    "   'created_at', x.created_at, 'thread_id', x.thread_id, " \
+    "   'status', 'completed', 'incomplete_details', NULL, " \
+    "   'completed_at', x.created_at, 'incomplete_at', NULL, " \
+    "   'role', x.role, 'content', x.content, " \
+    "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
+    "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
+    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($6::text IS NULL OR x.run_id = $6) " \
+    "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM threads t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/* message list, oldest first, after a cursor */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AF \
+    "WITH lo AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread.message', " \
+    "   'created_at', x.created_at, 'thread_id', x.thread_id, " \
+    "   'status', 'completed', 'incomplete_details', NULL, " \
+    "   'completed_at', x.created_at, 'incomplete_at', NULL, " \
+    "   'role', x.role, 'content', x.content, " \
+    "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
+    "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
+    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($6::text IS NULL OR x.run_id = $6) " \
+    "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM threads t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/* message list, newest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DB \
+    "WITH lo AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread.message', " \
+    "   'created_at', x.created_at, 'thread_id', x.thread_id, " \
+    "   'status', 'completed', 'incomplete_details', NULL, " \
+    "   'completed_at', x.created_at, 'incomplete_at', NULL, " \
+    "   'role', x.role, 'content', x.content, " \
+    "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
+    "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
+    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($6::text IS NULL OR x.run_id = $6) " \
+    "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM threads t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/* message list, oldest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AB \
+    "WITH lo AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM messages " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread.message', " \
+    "   'created_at', x.created_at, 'thread_id', x.thread_id, " \
+    "   'status', 'completed', 'incomplete_details', NULL, " \
+    "   'completed_at', x.created_at, 'incomplete_at', NULL, " \
+    "   'role', x.role, 'content', x.content, " \
+    "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
+    "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
+    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($6::text IS NULL OR x.run_id = $6) " \
+    "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM threads t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+
+#endif /* NGX_HTTP_THREADS_SQL_H_INCLUDED_ */
