@@ -71,7 +71,9 @@ static ngx_int_t ngx_http_threads_op_result(ngx_http_request_t *r,
 
 
 #if (NGX_HTTP_THREADS_TRIM)
-static ngx_event_t  ngx_http_threads_trim_event;
+static ngx_event_t       ngx_http_threads_trim_event;
+/* timers name their event's connection in debug logs: a dummy one */
+static ngx_connection_t  ngx_http_threads_trim_conn;
 #endif
 
 
@@ -115,7 +117,7 @@ ngx_http_threads_trim(ngx_event_t *ev)
  * later (once a burst is over) it goes back to the system.
  */
 static void
-ngx_http_threads_schedule_trim(ngx_log_t *log)
+ngx_http_threads_schedule_trim(void)
 {
     ngx_event_t  *ev = &ngx_http_threads_trim_event;
 
@@ -123,9 +125,11 @@ ngx_http_threads_schedule_trim(ngx_log_t *log)
         return;
     }
 
+    ngx_http_threads_trim_conn.fd = (ngx_socket_t) -1;
+
     ev->handler = ngx_http_threads_trim;
     ev->log = ngx_cycle->log;
-    ev->data = NULL;
+    ev->data = &ngx_http_threads_trim_conn;
     ev->cancelable = 1;
 
     ngx_add_timer(ev, 1000);
@@ -192,7 +196,7 @@ ngx_http_threads_op_cleanup(void *data)
 
 #if (NGX_HTTP_THREADS_TRIM)
     if (op->large) {
-        ngx_http_threads_schedule_trim(op->request->connection->log);
+        ngx_http_threads_schedule_trim();
     }
 #endif
 }

@@ -1,0 +1,299 @@
+# What a hostile client or a failing database may do to a worker: reset
+# connections while the answer is a 503 that the pool gives at once,
+# pages of huge messages, the largest create beside other requests,
+# bodies in temporary files, extra path segments, unusable owners.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ThreadsTest;
+use Socket qw(SOL_SOCKET SO_LINGER);
+use Time::HiRes qw(time sleep);
+use IO::Select;
+
+no_shuffle();
+use_api_defaults();
+
+my %scenario;
+
+# Sends a request and resets the connection at once (RST, not FIN).
+sub reset_request {
+    my $s = raw_request(@_);
+    setsockopt($s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));
+    close $s;
+}
+
+sub worker { (grep { $_ } (nginx_pids())[1 .. 9])[0] }
+
+$scenario{'reset-db-down'} = sub {
+    my $w = worker();
+    for my $i (1 .. 40) {
+        reset_request('GET', '/v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA',
+            undef, 'k1');
+        reset_request('POST', '/v1/threads', '{"metadata":{"a":"b"}}', 'k1');
+    }
+    sleep 0.5;
+    my ($st, $body, $h) = api('GET', '/v1/threads', undef, 'k1');
+    is($st, 503, 'the database is still down: 503');
+    is($h->{'retry-after'}, '1', 'with Retry-After');
+    is(worker(), $w, 'the same worker serves: nothing crashed');
+};
+
+$scenario{'reset-queue-full'} = sub {
+    my $w = worker();
+    my $locked = seed_thread(key => 'k1');
+    my $holder = lock_row_in_background($locked, 3 * slow_factor());
+    # the pool's one connection waits on the lock, one request waits
+    # in the queue; every further one is refused at once
+    my $busy = raw_request('POST', "/v1/threads/$locked",
+        '{"metadata":{"x":"1"}}', 'k1');
+    ok(wait_for(sub { module_waiting_on_lock() >= 1 }, 5 * slow_factor()),
+        'the connection is busy');
+    my $queued = raw_request('GET', "/v1/threads/$locked", undef, 'k1');
+    sleep 0.2;
+    my ($st, $body, $h) = api('GET', "/v1/threads/$locked", undef, 'k1');
+    is($st, 503, 'the queue is full: 503');
+    for my $i (1 .. 40) {
+        reset_request('GET', "/v1/threads/$locked", undef, 'k1');
+    }
+    waitpid($holder, 0);
+    local $/;
+    my $r1 = <$busy>;
+    my $r2 = <$queued>;
+    like($r1, qr{^HTTP/1\.1 200}, 'the busy request completes');
+    like($r2, qr{^HTTP/1\.1 200}, 'the queued request completes');
+    is(worker(), $w, 'the same worker serves: nothing crashed');
+};
+
+# A page of huge messages is cut at the byte budget; paging goes on.
+$scenario{'page-budget'} = sub {
+    my $t = seed_thread(key => 'k1');
+    my $big = 'x' x (1024 * 1024);
+    my $owner = owner_of('k1');
+    for my $i (1 .. 6) {
+        my $mid = 'msg_' . ('B' x 23) . $i;
+        psql("INSERT INTO messages (owner, thread_id, id, created_at, role,"
+            . " content) VALUES ('$owner', '$t', '$mid', 1764200000,"
+            . " 'user', jsonb_build_array(jsonb_build_object('type', 'text',"
+            . " 'text', jsonb_build_object('value', repeat('x', 1048576),"
+            . " 'annotations', '[]'::jsonb))))");
+    }
+    my ($after, @seen, $pages) = (undef);
+    while (1) {
+        my ($st, $body) = api('GET', "/v1/threads/$t/messages?order=asc&limit=100"
+            . (defined $after ? "&after=$after" : ''), undef, 'k1');
+        is($st, 200, 'a page');
+        last unless ref $body eq 'HASH';
+        $pages++;
+        cmp_ok(scalar @{$body->{data}}, '<=', 2,
+            'a page holds what fits in 2.5 MB, not the limit of 100');
+        cmp_ok(scalar @{$body->{data}}, '>=', 1, 'at least one item');
+        push @seen, map { $_->{id} } @{$body->{data}};
+        last unless $body->{has_more};
+        $after = $body->{last_id};
+        last if $pages > 10;
+    }
+    is_deeply(\@seen, [map { 'msg_' . ('B' x 23) . $_ } 1 .. 6],
+        'every message once, in order, over several pages');
+};
+
+# The largest valid create is validated off the event loop: other
+# requests on the same worker are not held up.
+$scenario{'big-create'} = sub {
+    my $t = seed_thread(key => 'k1');
+    my $char = "\xf0\x9f\x98\x80";   # 4 bytes of UTF-8, 1 character
+    my $text = $char x 256000;
+    my $body = '{"messages":[' . join(',', map {
+        '{"role":"user","content":"' . $text . '"}' } 1 .. 32) . ']}';
+    my $sock = raw_request('POST', '/v1/threads', $body, 'k1');
+    my ($worst, $n, $t0) = (0, 0, time);
+    my $sel = IO::Select->new($sock);
+    while (!$sel->can_read(0) && time - $t0 < 30) {
+        my ($st, undef, undef, $secs) = api('GET', "/v1/threads/$t",
+            undef, 'k1');
+        is($st, 200, 'a retrieve meanwhile') if $n == 0;
+        $worst = $secs if $secs > $worst;
+        $n++;
+        sleep 0.005;
+    }
+    local $/;
+    my $reply = <$sock>;
+    like($reply, qr{^HTTP/1\.1 200}, 'the largest create is stored');
+    cmp_ok($n, '>', 5, "$n retrieves ran while it was under way");
+    cmp_ok($worst, '<', 0.05 * slow_factor(),
+        sprintf('none waited longer than 50 ms (worst %.1f ms)', $worst * 1e3));
+};
+
+run_scenarios(\%scenario);
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: clients that reset while the database refuses connections
+--- http_config
+    map $http_authorization $threads_api_key {
+        "~^Bearer\s+(?<key>\S+)\s*$"  $key;
+        default                          "";
+    }
+    threads_pg_conninfo "host=127.0.0.1 port=1 dbname=x user=postgres";
+    threads_pg_connect_timeout 1s;
+--- request
+GET /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- scenario: reset-db-down
+--- error_code: 503
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
+count is zero
+
+=== TEST 2: clients that reset while the pool's queue is full
+--- http_config eval
+$ThreadsTest::HTTP_CONFIG . <<'CONF'
+    threads_pg_pool_size 1;
+    threads_pg_pipeline 1;
+    threads_pg_queue_size 1;
+CONF
+--- request
+GET /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- scenario: reset-queue-full
+--- error_code: 200
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
+count is zero
+
+=== TEST 3: a listing's page stops at threads_list_max_bytes
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        threads_list_max_bytes 2500k;
+    }
+--- request
+GET /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- scenario: page-budget
+--- error_code: 200
+--- timeout: 60
+--- no_error_log
+[alert]
+
+=== TEST 4: the largest create does not hold up other requests
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        client_max_body_size 40m;
+    }
+--- request
+GET /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- scenario: big-create
+--- error_code: 200
+--- timeout: 120
+--- no_error_log
+[alert]
+
+=== TEST 5: a body that nginx buffered to a temporary file
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        client_body_buffer_size 1k;
+    }
+--- request eval
+"POST /v1/threads\n" . ThreadsTest::json()->encode({ metadata => {
+    map { ("k$_" => 'v' x 500) } 1 .. 16 } })
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 200
+--- json eval
+{ object => 'thread', metadata => { k1 => 'v' x 500, k16 => 'v' x 500 } }
+--- error_log
+a client request body is buffered to a temporary file
+--- no_error_log
+[alert]
+
+=== TEST 6: a path with segments before /threads is no route
+--- request
+GET /v1/anything/threads
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => 'Invalid URL (GET /v1/anything/threads)', type => 'invalid_request_error' } }
+
+=== TEST 7: nor is one deeper down
+--- request
+POST /v1/x/y/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA/messages
+{}
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { message => qr/^Invalid URL/ } }
+
+=== TEST 8: a location without a trailing slash serves its own path only
+--- config
+    location /v1 {
+        threads_api on;
+        threads_owner $threads_api_key;
+    }
+--- pipelined_requests eval
+["GET /v1threads", "GET /v1/threads"]
+--- more_headers
+Authorization: Bearer k1
+--- error_code eval
+[404, 200]
+
+=== TEST 9: a raw owner too long for a key is a 401, not a 500
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $http_x_owner;
+        threads_owner_hash off;
+    }
+--- request
+POST /v1/threads
+--- more_headers eval
+"X-Owner: " . ("o" x 3000)
+--- error_code: 401
+--- json eval
+{ error => { type => 'invalid_request_error', code => 'invalid_api_key' } }
+
+=== TEST 10: a raw owner that is not UTF-8 is a 401, not a 500
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $http_x_owner;
+        threads_owner_hash off;
+    }
+--- request
+GET /v1/threads
+--- more_headers eval
+"X-Owner: ab\xff\xfecd"
+--- error_code: 401
+--- json eval
+{ error => { code => 'invalid_api_key' } }
+
+=== TEST 11: a raw owner at the limit is served
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $http_x_owner;
+        threads_owner_hash off;
+    }
+--- request
+GET /v1/threads
+--- more_headers eval
+"X-Owner: " . ("\xc3\xa9" x 256)
+--- error_code: 200
+--- json eval
+{ object => 'list', data => [] }
