@@ -33,6 +33,21 @@
  */
 #define NGX_HTTP_THREADS_PG_RECYCLE  (4 * 1024 * 1024)
 
+/* The schema version (scripts/schema.sql) the statements need. */
+#define NGX_HTTP_THREADS_PG_SCHEMA   2
+
+#define NGX_HTTP_THREADS_PG_SCHEMA_SQL                                       \
+    "SELECT coalesce(max(version), 0) FROM public.threads_schema"
+
+
+/* What an error's SQLSTATE says about the session and the statement. */
+typedef enum {
+    NGX_HTTP_THREADS_PG_STATEMENT = 0,  /* this statement: a 500 */
+    NGX_HTTP_THREADS_PG_SESSION,        /* the session is no good: 503 */
+    NGX_HTTP_THREADS_PG_FORGOTTEN,      /* prepared statements gone */
+    NGX_HTTP_THREADS_PG_SCHEMA_OLD      /* missing tables or columns */
+} ngx_http_threads_pg_error_e;
+
 
 typedef enum {
     NGX_HTTP_THREADS_PG_CONNECTING = 0,
@@ -53,6 +68,9 @@ typedef struct {
     PGresult                      *res;      /* the query's first result */
     unsigned                       prepare:1;
     unsigned                       error:1;
+    unsigned                       unavailable:1; /* 503, not 500 */
+    unsigned                       reprepare:1;   /* the server forgot */
+    unsigned                       check:1;  /* the schema version */
 } ngx_http_threads_pg_slot_t;
 
 
@@ -69,6 +87,8 @@ struct ngx_http_threads_pg_conn_s {
     unsigned                       flushing:1;
     unsigned                       reused:1;
     unsigned                       recycle:1; /* close once idle */
+    unsigned                       checking:1; /* schema check on it */
+    unsigned                       eof_seen:1; /* read on once after FIN */
 };
 
 
@@ -118,6 +138,10 @@ static void ngx_http_threads_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_threads_pg_enqueue(ngx_http_threads_pg_query_t *q,
     ngx_msec_t timeout);
 static ngx_int_t ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc);
+static ngx_int_t ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_slot_t *slot, PGresult *res);
+static ngx_int_t ngx_http_threads_pg_send_check(
+    ngx_http_threads_pg_conn_t *pc);
 
 
 ngx_int_t
@@ -689,8 +713,9 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
      * will serve: each of those was opened for a waiter of its own.
      */
     while (!ngx_queue_empty(&pool->waiting)
-           && pc->ninflight < pool->conf->pipeline
-           && (pc->ninflight == 0 || pool->nwaiting > pool->nconnecting))
+           && pc->ninflight < pool->conf->pipeline + pc->checking
+           && (pc->ninflight == pc->checking
+               || pool->nwaiting > pool->nconnecting))
     {
         head = ngx_queue_head(&pool->waiting);
         q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
@@ -851,6 +876,139 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 }
 
 
+/*
+ * Sorts an error by its SQLSTATE.  Session classes: connection failures
+ * (08), an administrator or crash shutdown (57P01-57P03), too many
+ * connections (53300), and a read-only server (25006: a demoted primary,
+ * default_transaction_read_only) all mean that this session cannot serve
+ * this statement, which did not take effect.
+ */
+static ngx_http_threads_pg_error_e
+ngx_http_threads_pg_classify(const char *sqlstate)
+{
+    if (sqlstate == NULL || ngx_strlen(sqlstate) != 5) {
+        return NGX_HTTP_THREADS_PG_STATEMENT;
+    }
+
+    if (ngx_strncmp(sqlstate, "08", 2) == 0
+        || ngx_strcmp(sqlstate, "57P01") == 0
+        || ngx_strcmp(sqlstate, "57P02") == 0
+        || ngx_strcmp(sqlstate, "57P03") == 0
+        || ngx_strcmp(sqlstate, "53300") == 0
+        || ngx_strcmp(sqlstate, "25006") == 0)
+    {
+        return NGX_HTTP_THREADS_PG_SESSION;
+    }
+
+    /* a pooler's DISCARD ALL or DEALLOCATE: prepare again */
+    if (ngx_strcmp(sqlstate, "26000") == 0) {
+        return NGX_HTTP_THREADS_PG_FORGOTTEN;
+    }
+
+    /* undefined table, column, function */
+    if (ngx_strcmp(sqlstate, "42P01") == 0
+        || ngx_strcmp(sqlstate, "42703") == 0
+        || ngx_strcmp(sqlstate, "42883") == 0)
+    {
+        return NGX_HTTP_THREADS_PG_SCHEMA_OLD;
+    }
+
+    return NGX_HTTP_THREADS_PG_STATEMENT;
+}
+
+
+/*
+ * An error result of slot's segment.  NGX_OK: the connection goes on;
+ * else it was failed (closed) here.
+ */
+static ngx_int_t
+ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
+    ngx_http_threads_pg_slot_t *slot, PGresult *res)
+{
+    ngx_log_t                   *log;
+    const char                  *sqlstate, *name;
+    ExecStatusType               st;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    st = PQresultStatus(res);
+    sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    log = slot->query ? slot->query->log : pool->log;
+    name = slot->check ? "schema check" : pool->stmts[slot->stmt_index].name;
+
+    slot->error = 1;
+
+    if (slot->prepare && slot->ends == 2) {
+        /* it was never prepared after all */
+        pc->prepared &= ~((uint64_t) 1 << slot->stmt_index);
+    }
+
+    if (PQstatus(pc->pg) == CONNECTION_BAD) {
+        /* the session ended ("terminating connection ...") */
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: database connection lost: %s",
+                      PQresultErrorMessage(res));
+        PQclear(res);
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return NGX_ERROR;
+    }
+
+    if (st == PGRES_PIPELINE_ABORTED || slot->check) {
+        /* the error itself came first; a check speaks for itself */
+        PQclear(res);
+        return NGX_OK;
+    }
+
+    /* the text goes to the log only, never to a client */
+
+    switch (ngx_http_threads_pg_classify(sqlstate)) {
+
+    case NGX_HTTP_THREADS_PG_SESSION:
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: database session cannot serve \"%s\" "
+                      "(SQLSTATE %s), closing it: %s", name, sqlstate,
+                      PQresultErrorMessage(res));
+        PQclear(res);
+
+        if (slot->query) {
+            /* it did not take effect: it may go to a fresh session */
+            slot->query->sent = 0;
+        }
+
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return NGX_ERROR;
+
+    case NGX_HTTP_THREADS_PG_FORGOTTEN:
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "threads: the database forgot the prepared statements "
+                      "(a pooler's DISCARD ALL?), preparing them again");
+        pc->prepared = 0;
+        slot->reprepare = 1;
+        break;
+
+    case NGX_HTTP_THREADS_PG_SCHEMA_OLD:
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: the database schema is missing or older "
+                      "than version %d (SQLSTATE %s in \"%s\"): apply "
+                      "scripts/schema.sql, which upgrades any older "
+                      "version: %s", NGX_HTTP_THREADS_PG_SCHEMA, sqlstate,
+                      name, PQresultErrorMessage(res));
+        slot->unavailable = 1;
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: database error in \"%s\" (SQLSTATE %s): %s",
+                      name, sqlstate ? sqlstate : "none",
+                      PQresultErrorMessage(res));
+        break;
+    }
+
+    PQclear(res);
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
 {
@@ -873,6 +1031,15 @@ ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
         }
 
         pc->flushing = (rc == 1);
+    }
+
+    /*
+     * The query timeout counts silence, not the whole answer: a large
+     * result that keeps arriving is not cut.
+     */
+    if (pc->ninflight) {
+        pc->timer.cancelable = 0;
+        ngx_add_timer(&pc->timer, pool->conf->query_timeout);
     }
 
     for ( ;; ) {
@@ -919,34 +1086,11 @@ ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
 
             if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
 
-                if (PQstatus(pc->pg) == CONNECTION_BAD) {
-                    /* the session ended ("terminating connection ...") */
-                    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                                  "threads: database connection lost: %s",
-                                  PQresultErrorMessage(res));
-                    PQclear(res);
-                    ngx_http_threads_pg_fail(pc,
-                                             NGX_HTTP_THREADS_PG_UNAVAILABLE);
+                if (ngx_http_threads_pg_error(pc, slot, res) != NGX_OK) {
+                    /* the connection is gone */
                     return;
                 }
 
-                if (st != PGRES_PIPELINE_ABORTED) {
-                    /* the text goes to the log only, never to a client */
-                    ngx_log_error(NGX_LOG_ERR,
-                                  slot->query ? slot->query->log : pool->log,
-                                  0, "threads: database error in \"%s\": %s",
-                                  pool->stmts[slot->stmt_index].name,
-                                  PQresultErrorMessage(res));
-                }
-
-                slot->error = 1;
-
-                if (slot->prepare && slot->ends == 2) {
-                    /* it was never prepared after all */
-                    pc->prepared &= ~((uint64_t) 1 << slot->stmt_index);
-                }
-
-                PQclear(res);
                 continue;
             }
 
@@ -976,7 +1120,9 @@ static ngx_int_t
 ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot)
 {
+    ngx_int_t                     version;
     PGresult                     *res;
+    ngx_http_threads_pg_query_t  *q;
     ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
 
     ngx_queue_remove(&slot->queue);
@@ -994,23 +1140,62 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
 
     res = slot->res;
     slot->res = NULL;
+    q = slot->query;
 
-    if (res && PQresultMemorySize(res) > NGX_HTTP_THREADS_PG_RECYCLE) {
-        /* libpq's buffers only grow: this one goes once it is idle */
-        pc->recycle = 1;
-    }
+    if (slot->check) {
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+        pc->checking = 0;
 
-    if (slot->query) {
-        ngx_http_threads_pg_finish(slot->query, slot->error || res == NULL
-                                                ? NGX_HTTP_THREADS_PG_ERROR
-                                                : NGX_HTTP_THREADS_PG_OK,
-                                   res);
+        version = (res && PQntuples(res) == 1 && !slot->error)
+                  ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                             PQgetlength(res, 0, 0))
+                  : 0;
+        PQclear(res);
+
+        if (version < NGX_HTTP_THREADS_PG_SCHEMA) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: the database has schema version %i, "
+                          "this module needs %d: apply scripts/schema.sql "
+                          "(it upgrades any older version, data kept)",
+                          version, NGX_HTTP_THREADS_PG_SCHEMA);
+            ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+            return NGX_ERROR;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                       "threads: database schema version %i", version);
+
+    } else if (q && slot->reprepare && !q->retried) {
+        /* once more, prepared again */
+        PQclear(res);
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+        q->slot = NULL;
+        q->retried = 1;
+        ngx_http_threads_pg_run(q);
+
+    } else if (q) {
+        if (res && PQresultMemorySize(res) > NGX_HTTP_THREADS_PG_RECYCLE) {
+            /* libpq's buffers only grow: this one goes once it is idle */
+            pc->recycle = 1;
+        }
+
+        ngx_http_threads_pg_finish(q, slot->unavailable
+                                      ? NGX_HTTP_THREADS_PG_UNAVAILABLE
+                                      : slot->error || res == NULL
+                                      ? NGX_HTTP_THREADS_PG_ERROR
+                                      : NGX_HTTP_THREADS_PG_OK,
+                                   slot->unavailable ? NULL : res);
+        if (slot->unavailable) {
+            PQclear(res);
+        }
+
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+
     } else {
         /* its request went away */
         PQclear(res);
+        ngx_queue_insert_head(&pool->free_slots, &slot->queue);
     }
-
-    ngx_queue_insert_head(&pool->free_slots, &slot->queue);
 
     if (PQstatus(pc->pg) != CONNECTION_OK) {
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
@@ -1165,7 +1350,21 @@ ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc)
         return 0;
     }
 
-    return n > 0;
+    /*
+     * No bytes may also be the server's FIN, which came with the last
+     * ones in the same edge: epoll said so (EPOLLRDHUP), and reading on
+     * lets libpq see the end now rather than at a timeout.
+     */
+    if (n > 0) {
+        return 1;
+    }
+
+    if (pc->c && pc->c->read->pending_eof && !pc->eof_seen) {
+        pc->eof_seen = 1;
+        return 1;
+    }
+
+    return 0;
 }
 
 
@@ -1247,8 +1446,72 @@ ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
         ngx_del_timer(&pc->timer);
     }
 
-    pc->state = NGX_HTTP_THREADS_PG_IDLE;
+    /* its first round trip checks the schema; queries may follow it */
+    pc->state = NGX_HTTP_THREADS_PG_BUSY;
+
+    if (ngx_http_threads_pg_send_check(pc) != NGX_OK) {
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return;
+    }
+
     (void) ngx_http_threads_pg_assign(pc);
+}
+
+
+/* Sends the schema version check on a new connection. */
+static ngx_int_t
+ngx_http_threads_pg_send_check(ngx_http_threads_pg_conn_t *pc)
+{
+    int                          rc;
+    ngx_queue_t                 *head;
+    ngx_http_threads_pg_slot_t  *slot;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (!ngx_queue_empty(&pool->free_slots)) {
+        head = ngx_queue_head(&pool->free_slots);
+        ngx_queue_remove(head);
+        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+        ngx_memzero(slot, sizeof(ngx_http_threads_pg_slot_t));
+
+    } else {
+        slot = ngx_calloc(sizeof(ngx_http_threads_pg_slot_t), pool->log);
+        if (slot == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    slot->check = 1;
+    slot->ends = 1;
+
+    ngx_queue_insert_tail(&pc->inflight, &slot->queue);
+    pc->ninflight++;
+    pc->checking = 1;
+
+    rc = PQsendQueryParams(pc->pg, NGX_HTTP_THREADS_PG_SCHEMA_SQL, 0, NULL,
+                           NULL, NULL, NULL, 0);
+    if (rc) {
+        rc = PQpipelineSync(pc->pg);
+    }
+
+    if (rc) {
+        rc = PQflush(pc->pg);
+        rc = (rc == -1) ? 0 : rc + 1;
+    }
+
+    if (!rc) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "threads: cannot send to the database: %s",
+                      PQerrorMessage(pc->pg));
+        return NGX_ERROR;
+    }
+
+    /* what PQflush left goes out on write events */
+    pc->flushing = (rc == 2);
+
+    pc->timer.cancelable = 0;
+    ngx_add_timer(&pc->timer, pool->conf->query_timeout);
+
+    return NGX_OK;
 }
 
 

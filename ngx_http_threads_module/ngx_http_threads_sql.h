@@ -29,12 +29,12 @@
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_CREATE \
     "WITH t AS (" \
-    " INSERT INTO threads (owner, id, created_at, metadata, tool_resources)" \
+    " INSERT INTO public.threads (owner, id, created_at, metadata, tool_resources)" \
     " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint," \
     "  $3::jsonb, $4::jsonb)" \
     " RETURNING id, created_at, metadata, tool_resources), " \
     "m AS (" \
-    " INSERT INTO messages (owner, thread_id, id, created_at, role," \
+    " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata)" \
     " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
     "  e->'attachments', e->'metadata'" \
@@ -50,11 +50,11 @@
     "SELECT json_build_object('id', id, 'object', 'thread'," \
     " 'created_at', created_at, 'metadata', metadata," \
     " 'tool_resources', tool_resources)::text " \
-    "FROM threads WHERE owner = $1 AND id = $2"
+    "FROM public.threads WHERE owner = $1 AND id = $2"
 
 /* $1 owner, $2 id, $3 metadata, $4 tool_resources: NULL leaves as is */
 #define NGX_HTTP_THREADS_SQL_THREAD_MODIFY \
-    "UPDATE threads SET" \
+    "UPDATE public.threads SET" \
     " metadata = COALESCE($3::jsonb, metadata)," \
     " tool_resources = COALESCE($4::jsonb, tool_resources) " \
     "WHERE owner = $1 AND id = $2 " \
@@ -67,9 +67,9 @@
  * keeps listings that use it as a cursor paging.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_DELETE \
-    "WITH d AS (DELETE FROM threads WHERE owner = $1 AND id = $2" \
+    "WITH d AS (DELETE FROM public.threads WHERE owner = $1 AND id = $2" \
     " RETURNING id, seq), " \
-    "s AS (INSERT INTO thread_tombstones (owner, id, seq)" \
+    "s AS (INSERT INTO public.thread_tombstones (owner, id, seq)" \
     " SELECT $1, $2, seq FROM d ON CONFLICT DO NOTHING) " \
     "SELECT json_build_object('id', id, 'object', 'thread.deleted'," \
     " 'deleted', true)::text " \
@@ -80,19 +80,19 @@
  * $7 byte budget.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_LIST_DF \
-    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $3 " \
     "  LIMIT 1), " \
-    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $4 " \
     "  LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread', " \
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
-    "  FROM threads x WHERE x.owner = $1 " \
+    "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($5::text IS NULL " \
@@ -119,19 +119,19 @@
 
 /* thread list, oldest first, after a cursor */
 #define NGX_HTTP_THREADS_SQL_THREAD_LIST_AF \
-    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $3 " \
     "  LIMIT 1), " \
-    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $4 " \
     "  LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread', " \
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
-    "  FROM threads x WHERE x.owner = $1 " \
+    "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($5::text IS NULL " \
@@ -158,19 +158,19 @@
 
 /* thread list, newest first, before a cursor */
 #define NGX_HTTP_THREADS_SQL_THREAD_LIST_DB \
-    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $3 " \
     "  LIMIT 1), " \
-    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $4 " \
     "  LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread', " \
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
-    "  FROM threads x WHERE x.owner = $1 " \
+    "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($5::text IS NULL " \
@@ -197,19 +197,19 @@
 
 /* thread list, oldest first, before a cursor */
 #define NGX_HTTP_THREADS_SQL_THREAD_LIST_AB \
-    "WITH lo AS (SELECT seq FROM threads WHERE owner = $1 AND id = $3 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $3 " \
     "  LIMIT 1), " \
-    " hi AS (SELECT seq FROM threads WHERE owner = $1 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM thread_tombstones " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
     "  WHERE owner = $1 AND id = $4 " \
     "  LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread', " \
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
-    "  FROM threads x WHERE x.owner = $1 " \
+    "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($5::text IS NULL " \
@@ -240,9 +240,9 @@
  * locked against a concurrent delete.
  */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_CREATE \
-    "WITH t AS (SELECT id FROM threads WHERE owner = $1 AND id = $2" \
+    "WITH t AS (SELECT id FROM public.threads WHERE owner = $1 AND id = $2" \
     " FOR KEY SHARE), " \
-    "m AS (INSERT INTO messages (owner, thread_id, id, created_at, role," \
+    "m AS (INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata)" \
     " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint," \
     "  $3::jsonb->>'role', $3::jsonb->'content'," \
@@ -266,13 +266,13 @@
     "  'role', m.role, 'content', m.content," \
     "  'assistant_id', m.assistant_id, 'run_id', m.run_id," \
     "  'attachments', m.attachments, 'metadata', m.metadata)::text" \
-    " FROM messages m" \
+    " FROM public.messages m" \
     " WHERE m.owner = $1 AND m.thread_id = $2 AND m.id = $3) " \
-    "FROM threads WHERE owner = $1 AND id = $2"
+    "FROM public.threads WHERE owner = $1 AND id = $2"
 
 /* $1 owner, $2 thread, $3 message, $4 metadata or NULL */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_MODIFY \
-    "WITH u AS (UPDATE messages SET metadata = COALESCE($4::jsonb, metadata)" \
+    "WITH u AS (UPDATE public.messages SET metadata = COALESCE($4::jsonb, metadata)" \
     " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING *) " \
     "SELECT (SELECT json_build_object('id', u.id, 'object', 'thread.message'," \
     "  'created_at', u.created_at, 'thread_id', u.thread_id," \
@@ -282,30 +282,30 @@
     "  'assistant_id', u.assistant_id, 'run_id', u.run_id," \
     "  'attachments', u.attachments, 'metadata', u.metadata)::text" \
     " FROM u) " \
-    "FROM threads WHERE owner = $1 AND id = $2"
+    "FROM public.threads WHERE owner = $1 AND id = $2"
 
 /* $1 owner, $2 thread, $3 message */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_DELETE \
-    "WITH d AS (DELETE FROM messages" \
+    "WITH d AS (DELETE FROM public.messages" \
     " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING id, seq), " \
-    "s AS (INSERT INTO message_tombstones (owner, thread_id, id, seq)" \
+    "s AS (INSERT INTO public.message_tombstones (owner, thread_id, id, seq)" \
     " SELECT $1, $2, $3, seq FROM d ON CONFLICT DO NOTHING) " \
     "SELECT (SELECT json_build_object('id', id," \
     "  'object', 'thread.message.deleted', 'deleted', true)::text FROM d) " \
-    "FROM threads WHERE owner = $1 AND id = $2"
+    "FROM public.threads WHERE owner = $1 AND id = $2"
 
 /*
  * $1 owner, $2 thread, $3 limit, $4 lo id, $5 hi id, $6 run_id, $7 byte
  * budget.
  */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DF \
-    "WITH lo AS (SELECT seq FROM messages " \
+    "WITH lo AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
-    " hi AS (SELECT seq FROM messages " \
+    " hi AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread.message', " \
@@ -315,7 +315,7 @@
     "   'role', x.role, 'content', x.content, " \
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
-    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
@@ -334,7 +334,7 @@
     "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
     "  )::text " \
     "  END, c.miss " \
-    "FROM threads t, (SELECT CASE " \
+    "FROM public.threads t, (SELECT CASE " \
     "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
     "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
     "  END AS miss) c " \
@@ -342,13 +342,13 @@
 
 /* message list, oldest first, after a cursor */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AF \
-    "WITH lo AS (SELECT seq FROM messages " \
+    "WITH lo AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
-    " hi AS (SELECT seq FROM messages " \
+    " hi AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread.message', " \
@@ -358,7 +358,7 @@
     "   'role', x.role, 'content', x.content, " \
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
-    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
@@ -377,7 +377,7 @@
     "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
     "  )::text " \
     "  END, c.miss " \
-    "FROM threads t, (SELECT CASE " \
+    "FROM public.threads t, (SELECT CASE " \
     "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
     "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
     "  END AS miss) c " \
@@ -385,13 +385,13 @@
 
 /* message list, newest first, before a cursor */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DB \
-    "WITH lo AS (SELECT seq FROM messages " \
+    "WITH lo AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
-    " hi AS (SELECT seq FROM messages " \
+    " hi AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread.message', " \
@@ -401,7 +401,7 @@
     "   'role', x.role, 'content', x.content, " \
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
-    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
@@ -420,7 +420,7 @@
     "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
     "  )::text " \
     "  END, c.miss " \
-    "FROM threads t, (SELECT CASE " \
+    "FROM public.threads t, (SELECT CASE " \
     "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
     "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
     "  END AS miss) c " \
@@ -428,13 +428,13 @@
 
 /* message list, oldest first, before a cursor */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AB \
-    "WITH lo AS (SELECT seq FROM messages " \
+    "WITH lo AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $4 LIMIT 1), " \
-    " hi AS (SELECT seq FROM messages " \
+    " hi AS (SELECT seq FROM public.messages " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 " \
-    "  UNION ALL SELECT seq FROM message_tombstones " \
+    "  UNION ALL SELECT seq FROM public.message_tombstones " \
     "  WHERE owner = $1 AND thread_id = $2 AND id = $5 LIMIT 1), " \
     " r AS (SELECT x.id, x.seq, " \
     "   json_build_object('id', x.id, 'object', 'thread.message', " \
@@ -444,7 +444,7 @@
     "   'role', x.role, 'content', x.content, " \
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
-    "  FROM messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
+    "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
@@ -463,7 +463,7 @@
     "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
     "  )::text " \
     "  END, c.miss " \
-    "FROM threads t, (SELECT CASE " \
+    "FROM public.threads t, (SELECT CASE " \
     "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
     "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
     "  END AS miss) c " \

@@ -10,6 +10,10 @@ SET client_min_messages = warning;
 
 BEGIN;
 
+-- the module names every object public.X: so do we, whatever the role's
+-- search_path says
+SET LOCAL search_path = public;
+
 SELECT pg_advisory_xact_lock(7242315);
 
 CREATE TABLE IF NOT EXISTS threads_schema (

@@ -5,12 +5,12 @@
 -- statement still matches the module's.
 \set id random(1000000000000000000, 9223372036854775807)
 WITH t AS (
- INSERT INTO threads (owner, id, created_at, metadata, tool_resources)
+ INSERT INTO public.threads (owner, id, created_at, metadata, tool_resources)
  VALUES (:owner, :id, floor(extract(epoch FROM now()))::bigint,
  :metadata::jsonb, :tool_resources::jsonb)
  RETURNING id, created_at, metadata, tool_resources),
  m AS (
- INSERT INTO messages (owner, thread_id, id, created_at, role,
+ INSERT INTO public.messages (owner, thread_id, id, created_at, role,
  content, attachments, metadata)
  SELECT :owner, :id, e->>'id', t.created_at, e->>'role', e->'content',
  e->'attachments', e->'metadata'

@@ -4,8 +4,8 @@
 -- pgbench-retrieve.sql); scripts/bench checks the statement still matches.
 \set tid 1000000000000000000 + random(1, :seeded)
 \set mid random(1000000000000000000, 9223372036854775807)
-WITH t AS (SELECT id FROM threads WHERE owner = :owner AND id = :tid FOR KEY
- SHARE), m AS (INSERT INTO messages (owner, thread_id, id, created_at, role,
+WITH t AS (SELECT id FROM public.threads WHERE owner = :owner AND id = :tid FOR KEY
+ SHARE), m AS (INSERT INTO public.messages (owner, thread_id, id, created_at, role,
  content, attachments, metadata) SELECT :owner, :tid, :mid,
  floor(extract(epoch FROM now()))::bigint, :message::jsonb->>'role',
  :message::jsonb->'content', :message::jsonb->'attachments',

@@ -6,4 +6,4 @@
 SELECT json_build_object('id', id, 'object', 'thread',
  'created_at', created_at, 'metadata', metadata,
  'tool_resources', tool_resources)::text
- FROM threads WHERE owner = :owner AND id = :id;
+ FROM public.threads WHERE owner = :owner AND id = :id;
