@@ -16,7 +16,8 @@ RUN_PACKAGES="nginx nginx-dev libpq-dev libjansson-dev libssl-dev postgresql
     gcc make pkg-config dpkg-dev"
 TEST_PACKAGES="libtest-base-perl libtext-diff-perl libtest-longstring-perl
     libwww-perl libhttp-message-perl libipc-run-perl liburi-perl
-    liblist-moreutils-perl valgrind clang libclang-rt-14-dev curl"
+    liblist-moreutils-perl valgrind clang libclang-rt-14-dev curl
+    prometheus"
 
 install_packages() {
     local missing=() p
@@ -32,6 +33,8 @@ install_packages() {
     # the packaged nginx starts itself on :80; we run our own
     as_root systemctl disable --now nginx >/dev/null 2>&1 || true
     as_root service nginx stop >/dev/null 2>&1 || true
+    # prometheus is there for its promtool only
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
 }
 
 # Builds ngx_http_threads_module.so against the packaged nginx, with its
