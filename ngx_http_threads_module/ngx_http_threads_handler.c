@@ -16,6 +16,7 @@
 #include "ngx_http_threads_handler.h"
 #include "ngx_http_threads_ops.h"
 #include "ngx_http_threads_response.h"
+#include "ngx_http_threads_metrics.h"
 
 
 /* Bodies past this size are validated off the event loop. */
@@ -212,6 +213,8 @@ ngx_http_threads_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_threads_response_api(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    ngx_http_threads_metrics_api_location(cf);
 
     return NGX_CONF_OK;
 }
@@ -561,6 +564,8 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     acf = ngx_http_get_module_loc_conf(r, ngx_http_threads_api_module);
 
+    ngx_http_threads_metrics_request(r, NGX_HTTP_THREADS_METRICS_NO_OP);
+
     if (ngx_http_threads_response_start(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -636,6 +641,8 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
         return ngx_http_threads_send_error(r, &err);
     }
+
+    ngx_http_threads_metrics_request(r, kind);
 
     if (n >= 2
         && !thr_id_is_valid((char *) segs[1].data, segs[1].len, "thread_"))

@@ -215,7 +215,7 @@ ngx_http_threads_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_threads_ops_init_conf(cf);
 }
 
 

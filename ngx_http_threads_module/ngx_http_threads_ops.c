@@ -15,6 +15,7 @@
 #include "ngx_http_threads_ops.h"
 #include "ngx_http_threads_response.h"
 #include "ngx_http_threads_sql.h"
+#include "ngx_http_threads_metrics.h"
 
 
 /* A body or a result past this size marks its request as large. */
@@ -75,6 +76,31 @@ static ngx_event_t       ngx_http_threads_trim_event;
 /* timers name their event's connection in debug logs: a dummy one */
 static ngx_connection_t  ngx_http_threads_trim_conn;
 #endif
+
+
+/* op="..." of the metrics, in the order of ngx_http_threads_op_e */
+static const char  *ngx_http_threads_op_names[] = {
+    "thread_create", "thread_retrieve", "thread_modify", "thread_delete",
+    "thread_list", "message_create", "message_retrieve", "message_modify",
+    "message_delete", "message_list"
+};
+
+
+ngx_int_t
+ngx_http_threads_ops_init_conf(ngx_conf_t *cf)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < sizeof(ngx_http_threads_op_names) / sizeof(char *); i++) {
+        if (ngx_http_threads_metrics_add_op(cf, ngx_http_threads_op_names[i])
+            != (ngx_int_t) i)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
 
 
 ngx_int_t
@@ -473,6 +499,7 @@ ngx_http_threads_op_run(ngx_http_threads_op_t *op)
     op->query.handler = ngx_http_threads_op_done;
     op->query.data = op;
     op->query.log = r->connection->log;
+    op->query.metrics_op = op->kind;
 
     ngx_http_threads_pg_run(&op->query);
 

@@ -74,6 +74,9 @@ typedef struct {
 } ngx_http_threads_op_t;
 
 
+/* Names the operations for the metrics, once per configuration. */
+ngx_int_t ngx_http_threads_ops_init_conf(ngx_conf_t *cf);
+
 /* Starts the database pool of this worker process. */
 ngx_int_t ngx_http_threads_ops_init_worker(ngx_cycle_t *cycle,
     ngx_http_threads_pg_conf_t *conf);

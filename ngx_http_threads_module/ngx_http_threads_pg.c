@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "ngx_http_threads_pg.h"
+#include "ngx_http_threads_metrics.h"
 
 
 /*
@@ -66,6 +67,8 @@ typedef struct {
     ngx_uint_t                     stmt_index;
     ngx_uint_t                     ends;     /* NULL results still due */
     PGresult                      *res;      /* the query's first result */
+    uint64_t                       sent;     /* for the metrics, in usec */
+    ngx_uint_t                     metrics_op;
     unsigned                       prepare:1;
     unsigned                       error:1;
     unsigned                       unavailable:1; /* 503, not 500 */
@@ -102,6 +105,7 @@ typedef struct {
     ngx_queue_t                    busy;     /* connecting or querying */
     ngx_uint_t                     nconns;
     ngx_uint_t                     nconnecting;
+    ngx_uint_t                     nidle;
 
     ngx_queue_t                    waiting;
     ngx_uint_t                     nwaiting;
@@ -111,6 +115,19 @@ typedef struct {
 
 
 static ngx_http_threads_pg_pool_t  ngx_http_threads_pg_pool;
+
+
+/* This worker's pool state for the metrics, after every pool event. */
+static void
+ngx_http_threads_pg_gauges(void)
+{
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    ngx_http_threads_metrics_gauges(pool->nidle,
+                                    pool->nconns - pool->nconnecting
+                                    - pool->nidle,
+                                    pool->nconnecting, pool->nwaiting);
+}
 
 
 static ngx_int_t ngx_http_threads_pg_connect(void);
@@ -138,6 +155,7 @@ static void ngx_http_threads_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_threads_pg_enqueue(ngx_http_threads_pg_query_t *q,
     ngx_msec_t timeout);
 static ngx_int_t ngx_http_threads_pg_read_ready(ngx_http_threads_pg_conn_t *pc);
+static void ngx_http_threads_pg_start(ngx_http_threads_pg_query_t *q);
 static ngx_int_t ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot, PGresult *res);
 static ngx_int_t ngx_http_threads_pg_send_check(
@@ -227,6 +245,7 @@ ngx_http_threads_pg_take_idle(void)
 
         ngx_queue_remove(head);
         ngx_queue_insert_tail(&pool->busy, head);
+        pool->nidle--;
 
         pc->c->idle = 0;
         pc->reused = 1;
@@ -273,6 +292,14 @@ ngx_http_threads_pg_take_busy(void)
 
 void
 ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
+{
+    ngx_http_threads_pg_start(q);
+    ngx_http_threads_pg_gauges();
+}
+
+
+static void
+ngx_http_threads_pg_start(ngx_http_threads_pg_query_t *q)
 {
     ngx_http_threads_pg_conn_t  *pc;
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
@@ -321,6 +348,7 @@ ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q)
         ngx_log_error(NGX_LOG_WARN, q->log, 0,
                       "threads: database pool queue is full (%ui waiting)",
                       pool->nwaiting);
+        ngx_http_threads_metrics_event(NGX_HTTP_THREADS_METRICS_QUEUE_OVERFLOW);
         ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
         return;
     }
@@ -360,6 +388,8 @@ ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q)
         slot->query = NULL;
         q->slot = NULL;
     }
+
+    ngx_http_threads_pg_gauges();
 }
 
 
@@ -387,12 +417,14 @@ ngx_http_threads_pg_wait_timeout(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_WARN, q->log, 0,
                   "threads: no database connection became free in time");
+    ngx_http_threads_metrics_event(NGX_HTTP_THREADS_METRICS_QUEUE_TIMEOUT);
 
     ngx_queue_remove(&q->queue);
     ngx_http_threads_pg_pool.nwaiting--;
     q->waiting = 0;
 
     ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_UNAVAILABLE, NULL);
+    ngx_http_threads_pg_gauges();
 }
 
 
@@ -486,6 +518,8 @@ ngx_http_threads_pg_connect(void)
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "threads: cannot connect to the database: %s",
                       pc->pg ? PQerrorMessage(pc->pg) : "out of memory");
+        ngx_http_threads_metrics_event(
+                                    NGX_HTTP_THREADS_METRICS_CONNECT_FAILURE);
         PQfinish(pc->pg);
         ngx_free(pc);
         return NGX_ERROR;
@@ -644,16 +678,18 @@ ngx_http_threads_pg_event(ngx_event_t *ev)
 
     case NGX_HTTP_THREADS_PG_CONNECTING:
         ngx_http_threads_pg_poll(pc);
-        return;
+        break;
 
     case NGX_HTTP_THREADS_PG_IDLE:
         (void) ngx_http_threads_pg_idle_check(pc);
-        return;
+        break;
 
     default:
         ngx_http_threads_pg_io(pc);
-        return;
+        break;
     }
+
+    ngx_http_threads_pg_gauges();
 }
 
 
@@ -669,13 +705,13 @@ ngx_http_threads_pg_timeout(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "threads: connecting to the database timed out");
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-        return;
+        break;
 
     case NGX_HTTP_THREADS_PG_IDLE:
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pool->log, 0,
                        "threads: closing idle database connection");
         ngx_http_threads_pg_close(pc);
-        return;
+        break;
 
     default:
         /*
@@ -687,9 +723,12 @@ ngx_http_threads_pg_timeout(ngx_event_t *ev)
          */
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "threads: database query timed out");
+        ngx_http_threads_metrics_event(NGX_HTTP_THREADS_METRICS_QUERY_TIMEOUT);
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_TIMEOUT);
-        return;
+        break;
     }
+
+    ngx_http_threads_pg_gauges();
 }
 
 
@@ -752,6 +791,7 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
 
     ngx_queue_remove(&pc->queue);
     ngx_queue_insert_head(&pool->idle, &pc->queue);
+    pool->nidle++;
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
@@ -806,6 +846,8 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 
     bit = (uint64_t) 1 << q->stmt_index;
     slot->stmt_index = q->stmt_index;
+    slot->sent = ngx_http_threads_metrics_now();
+    slot->metrics_op = q->metrics_op;
     slot->ends = 1;
     rc = 1;
 
@@ -957,6 +999,8 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
         PQclear(res);
         return NGX_OK;
     }
+
+    ngx_http_threads_metrics_db_error(sqlstate);
 
     /* the text goes to the log only, never to a client */
 
@@ -1128,6 +1172,12 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
     ngx_queue_remove(&slot->queue);
     pc->ninflight--;
 
+    if (slot->sent) {
+        ngx_http_threads_metrics_pg(slot->metrics_op,
+                                    ngx_http_threads_metrics_now()
+                                    - slot->sent);
+    }
+
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
     }
@@ -1226,6 +1276,14 @@ ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
     connecting = (pc->state == NGX_HTTP_THREADS_PG_CONNECTING);
     reused = pc->reused;
 
+    if (connecting) {
+        ngx_http_threads_metrics_event(
+                                    NGX_HTTP_THREADS_METRICS_CONNECT_FAILURE);
+
+    } else if (status == NGX_HTTP_THREADS_PG_UNAVAILABLE) {
+        ngx_http_threads_metrics_event(NGX_HTTP_THREADS_METRICS_RECONNECT);
+    }
+
     /* take the in-flight queries off the connection before closing it */
     ngx_queue_init(&failed);
 
@@ -1299,6 +1357,9 @@ ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
 
     if (pc->state == NGX_HTTP_THREADS_PG_CONNECTING) {
         pool->nconnecting--;
+
+    } else if (pc->state == NGX_HTTP_THREADS_PG_IDLE) {
+        pool->nidle--;
     }
 
     /* queries still on it are forgotten: their requests are going away */
@@ -1532,6 +1593,7 @@ ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
             ngx_log_error(NGX_LOG_INFO, ngx_http_threads_pg_pool.log, 0,
                           "threads: idle database connection closed: %s",
                           PQerrorMessage(pc->pg));
+            ngx_http_threads_metrics_event(NGX_HTTP_THREADS_METRICS_RECONNECT);
             ngx_http_threads_pg_close(pc);
             return NGX_DECLINED;
         }
@@ -1547,6 +1609,7 @@ ngx_http_threads_pg_idle_check(ngx_http_threads_pg_conn_t *pc)
     } while (ngx_http_threads_pg_read_ready(pc));
 
     if (PQstatus(pc->pg) != CONNECTION_OK) {
+        ngx_http_threads_metrics_event(NGX_HTTP_THREADS_METRICS_RECONNECT);
         ngx_http_threads_pg_close(pc);
         return NGX_DECLINED;
     }

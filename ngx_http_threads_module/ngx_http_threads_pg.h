@@ -73,6 +73,7 @@ struct ngx_http_threads_pg_query_s {
     ngx_http_threads_pg_handler_pt     handler;
     void                              *data;
     ngx_log_t                         *log;
+    ngx_uint_t                         metrics_op;
 
     void                              *slot;     /* while on the wire */
     ngx_queue_t                        queue;    /* while it waits */
