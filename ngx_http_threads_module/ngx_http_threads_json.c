@@ -759,9 +759,13 @@ thr_load(const char *body, size_t len, json_t **root, thr_error_t *err)
     thr_mem_limit = 0;
     thr_mem_peak -= start;
 
-    /* over budget, even if the last chunk completed the document */
+    /*
+     * Over budget, even if the last chunk completed the document; or past
+     * jansson's depth limit.  (Without error text, jansson failed to
+     * allocate its lexer and set no code either.)
+     */
     if (thr_mem_over
-        || (*root == NULL
+        || (*root == NULL && jerr.text[0] != '\0'
             && json_error_code(&jerr) == json_error_stack_overflow))
     {
         thr_mem_over = 0;
