@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ngx_http_threads_args.h"
+#include "ngx_http_threads_utf8.h"
 
 
 #define THR_ARGS_ERROR       "invalid_request_error"
@@ -61,8 +62,6 @@ static int thr_args_part(thr_args_ctx_t *ctx, const char *raw, size_t len,
 static thr_decode_e thr_args_decode(const char *src, size_t len, char *dst,
     size_t *n);
 static int thr_args_hex(char c);
-static size_t thr_args_utf8(const unsigned char *p, size_t left);
-static size_t thr_args_chars(const char *s, size_t len);
 static const char *thr_args_show(const char *s, size_t len, char *buf);
 static int thr_args_malformed(thr_error_t *err, const char *name,
     size_t len, thr_decode_e problem);
@@ -333,7 +332,7 @@ thr_args_decode(const char *src, size_t len, char *dst, size_t *n)
             return THR_DECODE_NUL;
         }
 
-        k = thr_args_utf8(p + i, j - i);
+        k = thr_utf8_seq(p + i, j - i);
 
         if (k == 0) {
             return THR_DECODE_UTF8;
@@ -360,79 +359,6 @@ thr_args_hex(char c)
     }
 
     return -1;
-}
-
-
-/*
- * The length of the well-formed UTF-8 character at p, or 0: overlong
- * forms, surrogates and code points past U+10FFFF are not well-formed.
- */
-
-static size_t
-thr_args_utf8(const unsigned char *p, size_t left)
-{
-    size_t    n, i;
-    uint32_t  cp, min;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-
-    if ((p[0] & 0xe0) == 0xc0) {
-        n = 2;
-        cp = p[0] & 0x1f;
-        min = 0x80;
-
-    } else if ((p[0] & 0xf0) == 0xe0) {
-        n = 3;
-        cp = p[0] & 0x0f;
-        min = 0x800;
-
-    } else if ((p[0] & 0xf8) == 0xf0) {
-        n = 4;
-        cp = p[0] & 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if (left < n) {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        cp = cp << 6 | (p[i] & 0x3f);
-    }
-
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-        return 0;
-    }
-
-    return n;
-}
-
-
-/* Code points in valid UTF-8: the bytes that are not continuations. */
-
-static size_t
-thr_args_chars(const char *s, size_t len)
-{
-    size_t  i, n;
-
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        if (((unsigned char) s[i] & 0xc0) != 0x80) {
-            n++;
-        }
-    }
-
-    return n;
 }
 
 
@@ -657,7 +583,7 @@ thr_args_metadata(thr_args_ctx_t *ctx)
     ctx->meta_key = ctx->meta_name + THR_META_PREFIX_LEN;
     ctx->meta_klen = len - THR_META_PREFIX_LEN - 1;
 
-    n = thr_args_chars(ctx->meta_key, ctx->meta_klen);
+    n = thr_utf8_chars(ctx->meta_key, ctx->meta_klen);
 
     if (n == 0) {
         thr_error_set(ctx->err, 400, THR_ARGS_ERROR,
@@ -677,7 +603,7 @@ thr_args_metadata(thr_args_ctx_t *ctx)
         return THR_INVALID;
     }
 
-    n = thr_args_chars(ctx->meta_value, strlen(ctx->meta_value));
+    n = thr_utf8_chars(ctx->meta_value, strlen(ctx->meta_value));
 
     if (n > THR_MAX_METADATA_VALUE) {
         thr_error_set(ctx->err, 400, THR_ARGS_ERROR,

@@ -10,6 +10,7 @@
  * order is reported first, then the known members in schema order.
  */
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,10 +18,15 @@
 #include <string.h>
 #include <strings.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <jansson.h>
 
 #include "ngx_http_threads_json.h"
 #include "ngx_http_threads_id.h"
+#include "ngx_http_threads_utf8.h"
 
 
 #define THR_PATH_LEN  sizeof(((thr_error_t *) 0)->param)
@@ -31,11 +37,43 @@
     "JSON payload, but what was sent was not valid JSON.)"
 
 
+#define THR_NESTED_MESSAGE                                                    \
+    "The JSON body of your request is too deeply nested or has too many "     \
+    "values."
+
+/* what json_load_callback() is fed at a time: the most a parse can go on
+ * after its budget is spent */
+#define THR_LOAD_CHUNK  1024
+
+
 typedef struct {
     thr_error_t  *err;
     size_t        len;
     char          path[THR_PATH_LEN];
 } thr_ctx_t;
+
+
+/* the size of a block from thr_mem_alloc(), before it; keeps alignment */
+typedef union {
+    size_t        size;
+    long double   align_ld;
+    void         *align_p;
+    long long     align_ll;
+} thr_mem_hdr_t;
+
+
+/* a body fed to json_load_callback() */
+typedef struct {
+    const char   *pos;
+    size_t        left;
+} thr_feed_t;
+
+
+/* thr_dumps(): where it writes, or NULL to count only */
+typedef struct {
+    char         *p;
+    size_t        n;
+} thr_out_t;
 
 
 typedef int (*thr_check_pt)(thr_ctx_t *ctx, json_t *v, json_t **out);
@@ -50,9 +88,6 @@ typedef struct {
 static void thr_error_vset(thr_error_t *err, unsigned status,
     const char *type, const char *code, const char *param, const char *fmt,
     va_list args);
-static size_t thr_utf8_trim(const char *s, size_t len);
-static size_t thr_utf8_chars(const char *s, size_t len);
-static size_t thr_utf8_seq(const unsigned char *p, size_t left);
 static json_t *thr_json_text(const char *s);
 
 static size_t thr_path_key(thr_ctx_t *ctx, const char *key);
@@ -68,12 +103,20 @@ static int thr_fail(thr_ctx_t *ctx, const char *code, const char *fmt, ...)
 static int thr_bad_type(thr_ctx_t *ctx, json_t *v, const char *expected);
 static int thr_missing(thr_ctx_t *ctx);
 static int thr_too_long(thr_ctx_t *ctx, size_t max, size_t n);
+static int thr_too_many(thr_ctx_t *ctx, size_t max, size_t n);
 static const char *thr_type_name(json_t *v);
 
+static void thr_json_init_once(void);
+static void *thr_mem_alloc(size_t n);
+static void thr_mem_free(void *p);
+static size_t thr_feed(void *buf, size_t n, void *data);
 static int thr_load(const char *body, size_t len, json_t **root,
     thr_error_t *err);
 static int thr_dump(json_t *v, char **out);
 static char *thr_dumps(json_t *v);
+static int thr_write(thr_out_t *out, json_t *v);
+static void thr_write_string(thr_out_t *out, const char *s, size_t len);
+static void thr_put(thr_out_t *out, const char *s, size_t n);
 static json_t *thr_pair(const char *k1, json_t *v1, const char *k2,
     json_t *v2);
 static int thr_member(thr_ctx_t *ctx, json_t *obj, const char *key,
@@ -95,7 +138,7 @@ static int thr_tool_resources(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_code_interpreter(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_file_search(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_resource(thr_ctx_t *ctx, json_t *v, const char *ids_key,
-    size_t max, const char *helper, json_t **out);
+    size_t max, thr_check_pt id_check, const char *helper, json_t **out);
 static int thr_messages(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_message(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_role(thr_ctx_t *ctx, json_t *v, json_t **out);
@@ -109,12 +152,51 @@ static int thr_image(thr_ctx_t *ctx, json_t *v, const char *id_key,
     thr_check_pt id_check, json_t **out);
 static int thr_detail(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_file_id(thr_ctx_t *ctx, json_t *v, json_t **out);
+static int thr_vector_store_id(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_url(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_attachments(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_attachment(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_tools(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_tool(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_tool_type(thr_ctx_t *ctx, json_t *v, json_t **out);
+
+
+/*
+ * Memory that jansson holds, counted per thread: a parse in one thread is
+ * not charged for a parse in another.  thr_mem_limit is 0 outside a parse.
+ * A block freed by another thread than the one that made it moves the
+ * counts of both by its size, which can only loosen a budget by as much.
+ */
+static __thread size_t  thr_mem_used;
+static __thread size_t  thr_mem_limit;
+static __thread size_t  thr_mem_peak;
+static __thread int     thr_mem_over;
+
+static pthread_once_t   thr_json_once = PTHREAD_ONCE_INIT;
+
+
+/*
+ * Escaped length of each byte in a JSON string, as jansson writes it:
+ * \" \\ \b \f \n \r \t, other control characters as \u00XX.
+ */
+static const unsigned char  thr_escape_len[256] = {
+    6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6,
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+    1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+};
 
 
 static const thr_enum_t  thr_roles = {
@@ -139,6 +221,31 @@ static const thr_enum_t  thr_tool_types = {
 
 
 /* public entry points */
+
+void
+thr_json_init(void)
+{
+    (void) pthread_once(&thr_json_once, thr_json_init_once);
+}
+
+
+size_t
+thr_json_parse_peak(void)
+{
+    return thr_mem_peak;
+}
+
+
+size_t
+thr_json_parse_budget(size_t len)
+{
+    if (len > (SIZE_MAX - THR_PARSE_MEM_FLOOR) / THR_PARSE_MEM_FACTOR) {
+        return SIZE_MAX;
+    }
+
+    return len * THR_PARSE_MEM_FACTOR + THR_PARSE_MEM_FLOOR;
+}
+
 
 int
 thr_json_thread_create(const char *body, size_t len, thr_thread_req_t *req,
@@ -263,6 +370,8 @@ thr_error_json(const thr_error_t *err)
     char    *s;
     json_t  *root, *e;
 
+    thr_json_init();
+
     root = json_object();
     if (root == NULL) {
         return NULL;
@@ -327,98 +436,6 @@ thr_error_vset(thr_error_t *err, unsigned status, const char *type,
         len = thr_utf8_trim(err->message, sizeof(err->message) - 1);
         err->message[len] = '\0';
     }
-}
-
-
-/* The length of s[0..len) without a character cut short at its end. */
-
-static size_t
-thr_utf8_trim(const char *s, size_t len)
-{
-    size_t          i, need;
-    unsigned char   c;
-
-    /* the lead byte of the last character is among the last 4 bytes */
-    for (i = len; i > 0 && len - i < 4; i--) {
-        c = (unsigned char) s[i - 1];
-
-        if ((c & 0xc0) != 0x80) {
-            need = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : (c >= 0xc0) ? 2 : 1;
-            return (len - (i - 1) < need) ? i - 1 : len;
-        }
-    }
-
-    /* no lead byte: not UTF-8 anyway, cut anywhere */
-    return len;
-}
-
-
-/* Code points in valid UTF-8: every byte that is not a continuation. */
-
-static size_t
-thr_utf8_chars(const char *s, size_t len)
-{
-    size_t  i, n;
-
-    n = 0;
-
-    for (i = 0; i < len; i++) {
-        if (((unsigned char) s[i] & 0xc0) != 0x80) {
-            n++;
-        }
-    }
-
-    return n;
-}
-
-
-/*
- * The length of the well-formed UTF-8 character at p, or 0.  As strict as
- * jansson's own check: no overlong forms, surrogates or values past
- * U+10FFFF.
- */
-
-static size_t
-thr_utf8_seq(const unsigned char *p, size_t left)
-{
-    size_t          n, i;
-    unsigned char   lo, hi;
-
-    if (p[0] < 0x80) {
-        return 1;
-    }
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        lo = (p[0] == 0xe0) ? 0xa0 : 0x80;
-        hi = (p[0] == 0xed) ? 0x9f : 0xbf;
-
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        lo = (p[0] == 0xf0) ? 0x90 : 0x80;
-        hi = (p[0] == 0xf4) ? 0x8f : 0xbf;
-
-    } else {
-        return 0;
-    }
-
-    if (left < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-
-    for (i = 2; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-
-    return n;
 }
 
 
@@ -565,6 +582,16 @@ thr_too_long(thr_ctx_t *ctx, size_t max, size_t n)
 }
 
 
+static int
+thr_too_many(thr_ctx_t *ctx, size_t max, size_t n)
+{
+    return thr_fail(ctx, "array_above_max_length",
+                    "Invalid '%s': array too long. Expected an array with "
+                    "maximum length %zu, but got an array with length %zu "
+                    "instead.", ctx->path, max, n);
+}
+
+
 static const char *
 thr_type_name(json_t *v)
 {
@@ -597,11 +624,104 @@ thr_type_name(json_t *v)
 
 /* helpers */
 
+static void
+thr_json_init_once(void)
+{
+    json_set_alloc_funcs(thr_mem_alloc, thr_mem_free);
+    json_object_seed(0);
+}
+
+
+static void *
+thr_mem_alloc(size_t n)
+{
+    thr_mem_hdr_t  *h;
+
+    if (n > SIZE_MAX - 2 * sizeof(thr_mem_hdr_t)) {
+        return NULL;
+    }
+
+    h = malloc(sizeof(thr_mem_hdr_t) + n);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->size = sizeof(thr_mem_hdr_t) + n;
+    thr_mem_used += h->size;
+
+    if (thr_mem_limit != 0) {
+
+        if (thr_mem_used > thr_mem_peak) {
+            thr_mem_peak = thr_mem_used;
+        }
+
+        /*
+         * Never fail here: jansson 2.14 reads past its token buffer when
+         * an allocation fails in the middle of a token.  thr_feed() ends
+         * the input instead.
+         */
+        if (thr_mem_used > thr_mem_limit) {
+            thr_mem_over = 1;
+        }
+    }
+
+    return h + 1;
+}
+
+
+static void
+thr_mem_free(void *p)
+{
+    thr_mem_hdr_t  *h;
+
+    if (p == NULL) {
+        return;
+    }
+
+    h = (thr_mem_hdr_t *) p - 1;
+    thr_mem_used -= h->size;
+
+    free(h);
+}
+
+
+/* The body, a chunk at a time; an end of input once the budget is spent. */
+
+static size_t
+thr_feed(void *buf, size_t n, void *data)
+{
+    thr_feed_t  *f = data;
+
+    if (thr_mem_over) {
+        return (size_t) -1;
+    }
+
+    if (n > f->left) {
+        n = f->left;
+    }
+
+    if (n > THR_LOAD_CHUNK) {
+        n = THR_LOAD_CHUNK;
+    }
+
+    memcpy(buf, f->pos, n);
+    f->pos += n;
+    f->left -= n;
+
+    return n;
+}
+
+
 static int
 thr_load(const char *body, size_t len, json_t **root, thr_error_t *err)
 {
-    size_t        i;
+    size_t        i, start;
+    thr_feed_t    feed;
     json_error_t  jerr;
+
+    thr_json_init();
+
+    thr_mem_peak = 0;
 
     if (body == NULL) {
         len = 0;
@@ -621,8 +741,46 @@ thr_load(const char *body, size_t len, json_t **root, thr_error_t *err)
         return *root ? THR_OK : THR_NOMEM;
     }
 
+    feed.pos = body;
+    feed.left = len;
+
+    start = thr_mem_used;
+    thr_mem_peak = start;
+    thr_mem_over = 0;
+    thr_mem_limit = start + thr_json_parse_budget(len);
+
+    if (thr_mem_limit < start) {
+        thr_mem_limit = SIZE_MAX;
+    }
+
     /* JSON_DECODE_ANY: a scalar body is valid JSON, just of a wrong type */
-    *root = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+    *root = json_load_callback(thr_feed, &feed, JSON_DECODE_ANY, &jerr);
+
+    thr_mem_limit = 0;
+    thr_mem_peak -= start;
+
+    /*
+     * Over budget, even if the last chunk completed the document; or past
+     * jansson's depth limit.  (Without error text, jansson failed to
+     * allocate its lexer and set no code either.)
+     */
+    if (thr_mem_over
+        || (*root == NULL && jerr.text[0] != '\0'
+            && json_error_code(&jerr) == json_error_stack_overflow))
+    {
+        thr_mem_over = 0;
+        json_decref(*root);
+        *root = NULL;
+
+#if defined(__GLIBC__)
+        /* give back what the bomb took: glibc keeps freed small blocks */
+        (void) malloc_trim(0);
+#endif
+
+        thr_error_set(err, 400, "invalid_request_error", NULL, NULL, "%s",
+                      THR_NESTED_MESSAGE);
+        return THR_INVALID;
+    }
 
     if (*root == NULL) {
 
@@ -668,36 +826,199 @@ thr_dump(json_t *v, char **out)
 
 
 /*
- * Compact JSON text in memory from malloc(3), or NULL.  Not json_dumps():
- * jansson 2.14 ignores a failed allocation while it appends an object key
- * and returns broken JSON; json_dumpb() into a buffer sized by a first pass
- * cannot hit that.
+ * Compact JSON text in memory from malloc(3), or NULL: what
+ * json_dumps(v, JSON_COMPACT) writes, byte for byte, in one pass to size
+ * it and one to write it.  Not jansson's dump: it checks the UTF-8 of
+ * every string again, character by character, twice as the size is not
+ * known (and json_dumps() ignores a failed allocation while it appends an
+ * object key, returning broken JSON); the strings here were checked by
+ * the parse, and are copied in runs between the bytes to escape.
  */
 
 static char *
 thr_dumps(json_t *v)
 {
-    char    *s;
-    size_t   n;
+    char       *s;
+    thr_out_t   out;
 
-    n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    if (n == 0) {
+    out.p = NULL;
+    out.n = 0;
+
+    if (thr_write(&out, v) != THR_OK || out.n == SIZE_MAX) {
         return NULL;
     }
 
-    s = malloc(n + 1);
+    s = malloc(out.n + 1);
     if (s == NULL) {
         return NULL;
     }
 
-    if (json_dumpb(v, s, n, JSON_COMPACT) != n) {
-        free(s);
-        return NULL;
-    }
+    out.p = s;
+    out.n = 0;
 
-    s[n] = '\0';
+    (void) thr_write(&out, v);
+
+    s[out.n] = '\0';
 
     return s;
+}
+
+
+static int
+thr_write(thr_out_t *out, json_t *v)
+{
+    int          first;
+    char         buf[64];
+    size_t       i, n;
+    json_t      *el;
+    const char  *key;
+
+    switch (json_typeof(v)) {
+
+    case JSON_OBJECT:
+        thr_put(out, "{", 1);
+        first = 1;
+
+        json_object_foreach(v, key, el) {
+            if (!first) {
+                thr_put(out, ",", 1);
+            }
+
+            first = 0;
+
+            thr_write_string(out, key, strlen(key));
+            thr_put(out, ":", 1);
+
+            if (thr_write(out, el) != THR_OK) {
+                return THR_NOMEM;
+            }
+        }
+
+        thr_put(out, "}", 1);
+        return THR_OK;
+
+    case JSON_ARRAY:
+        thr_put(out, "[", 1);
+
+        json_array_foreach(v, i, el) {
+            if (i != 0) {
+                thr_put(out, ",", 1);
+            }
+
+            if (thr_write(out, el) != THR_OK) {
+                return THR_NOMEM;
+            }
+        }
+
+        thr_put(out, "]", 1);
+        return THR_OK;
+
+    case JSON_STRING:
+        thr_write_string(out, json_string_value(v), json_string_length(v));
+        return THR_OK;
+
+    case JSON_TRUE:
+        thr_put(out, "true", 4);
+        return THR_OK;
+
+    case JSON_FALSE:
+        thr_put(out, "false", 5);
+        return THR_OK;
+
+    case JSON_NULL:
+        thr_put(out, "null", 4);
+        return THR_OK;
+
+    default:
+        /* numbers, which no normalized value holds: as jansson has them */
+        n = json_dumpb(v, buf, sizeof(buf), JSON_ENCODE_ANY);
+        if (n == 0 || n > sizeof(buf)) {
+            return THR_NOMEM;
+        }
+
+        thr_put(out, buf, n);
+        return THR_OK;
+    }
+}
+
+
+static void
+thr_write_string(thr_out_t *out, const char *s, size_t len)
+{
+    size_t                i, run, n;
+    unsigned char         c;
+    const unsigned char  *p;
+    char                  esc[8];
+
+    static const char     hex[] = "0123456789ABCDEF";
+
+    p = (const unsigned char *) s;
+
+    if (out->p == NULL) {
+        n = len + 2;
+
+        for (i = 0; i < len; i++) {
+            n += thr_escape_len[p[i]] - 1;
+        }
+
+        out->n = (out->n > SIZE_MAX - n) ? SIZE_MAX : out->n + n;
+        return;
+    }
+
+    thr_put(out, "\"", 1);
+
+    for (i = 0; i < len; /* void */) {
+
+        for (run = i; i < len && thr_escape_len[p[i]] == 1; i++) {
+            /* void */
+        }
+
+        thr_put(out, s + run, i - run);
+
+        if (i == len) {
+            break;
+        }
+
+        c = p[i++];
+        esc[0] = '\\';
+
+        switch (c) {
+        case '"':  esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 0xf];
+            thr_put(out, esc, 6);
+            continue;
+        }
+
+        thr_put(out, esc, 2);
+    }
+
+    thr_put(out, "\"", 1);
+}
+
+
+/* Appends, or only counts when out->p is NULL. */
+
+static void
+thr_put(thr_out_t *out, const char *s, size_t n)
+{
+    if (out->p != NULL) {
+        memcpy(out->p + out->n, s, n);
+    }
+
+    /* a count past SIZE_MAX sticks there: thr_dumps() refuses it */
+    out->n = (out->n > SIZE_MAX - n) ? SIZE_MAX : out->n + n;
 }
 
 
@@ -824,11 +1145,7 @@ thr_list(thr_ctx_t *ctx, json_t *v, size_t max, thr_check_pt each,
     }
 
     if (json_array_size(v) > max) {
-        return thr_fail(ctx, "array_above_max_length",
-                        "Invalid '%s': array too long. Expected an array "
-                        "with maximum length %zu, but got an array with "
-                        "length %zu instead.",
-                        ctx->path, max, json_array_size(v));
+        return thr_too_many(ctx, max, json_array_size(v));
     }
 
     return thr_map(ctx, v, each, out);
@@ -850,7 +1167,14 @@ thr_need_string(thr_ctx_t *ctx, json_t *v, size_t max)
         return thr_bad_type(ctx, v, "a string");
     }
 
-    n = thr_utf8_chars(json_string_value(v), json_string_length(v));
+    /* a character is a byte at least: most strings need no counting */
+    n = json_string_length(v);
+
+    if (n <= max) {
+        return THR_OK;
+    }
+
+    n = thr_utf8_chars(json_string_value(v), n);
 
     return (n > max) ? thr_too_long(ctx, max, n) : THR_OK;
 }
@@ -1080,7 +1404,8 @@ thr_tool_resources(thr_ctx_t *ctx, json_t *v, json_t **out)
 static int
 thr_code_interpreter(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
-    return thr_resource(ctx, v, "file_ids", THR_MAX_FILE_IDS, NULL, out);
+    return thr_resource(ctx, v, "file_ids", THR_MAX_FILE_IDS, thr_file_id,
+                        NULL, out);
 }
 
 
@@ -1088,23 +1413,24 @@ static int
 thr_file_search(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
     return thr_resource(ctx, v, "vector_store_ids", THR_MAX_VECTOR_STORES,
-                        "vector_stores", out);
+                        thr_vector_store_id, "vector_stores", out);
 }
 
 
 /*
- * {ids_key: [string, ...]} with at most max ids; absent or null stays
+ * {ids_key: [id, ...]} with at most max ids, each passing id_check;
+ * absent or null stays
  * *out == NULL (omitted).  helper names a key that is refused because this
  * server cannot do what it asks.
  */
 
 static int
 thr_resource(thr_ctx_t *ctx, json_t *v, const char *ids_key, size_t max,
-    const char *helper, json_t **out)
+    thr_check_pt id_check, const char *helper, json_t **out)
 {
     int          rc;
-    size_t       i, mark;
-    json_t      *ids, *h, *el;
+    size_t       i, mark, id_mark;
+    json_t      *ids, *h, *el, *id;
     const char  *keys[] = { ids_key, helper, NULL };
 
     if (v == NULL || json_is_null(v)) {
@@ -1142,18 +1468,19 @@ thr_resource(thr_ctx_t *ctx, json_t *v, const char *ids_key, size_t max,
         }
 
         if (json_array_size(ids) > max) {
-            return thr_fail(ctx, "array_above_max_length",
-                            "Invalid '%s': array too long. Expected an array "
-                            "with maximum length %zu, but got an array with "
-                            "length %zu instead.",
-                            ctx->path, max, json_array_size(ids));
+            return thr_too_many(ctx, max, json_array_size(ids));
         }
 
         json_array_foreach(ids, i, el) {
-            if (!json_is_string(el)) {
-                thr_path_index(ctx, i);
-                return thr_bad_type(ctx, el, "a string");
+            id_mark = thr_path_index(ctx, i);
+
+            rc = id_check(ctx, el, &id);
+            if (rc != THR_OK) {
+                return rc;
             }
+
+            json_decref(id);
+            thr_path_pop(ctx, id_mark);
         }
 
         thr_path_pop(ctx, mark);
@@ -1278,6 +1605,11 @@ thr_content(thr_ctx_t *ctx, json_t *v, json_t **out)
                             "Invalid '%s': empty array. Expected an array "
                             "with minimum length 1, but got an empty array "
                             "instead.", ctx->path);
+        }
+
+        if (json_array_size(v) > THR_MAX_CONTENT_PARTS) {
+            return thr_too_many(ctx, THR_MAX_CONTENT_PARTS,
+                                json_array_size(v));
         }
 
         return thr_map(ctx, v, thr_part, out);
@@ -1473,7 +1805,22 @@ thr_file_id(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
     int  rc;
 
-    rc = thr_need_string(ctx, v, SIZE_MAX);
+    rc = thr_need_string(ctx, v, THR_MAX_FILE_ID_LEN);
+
+    if (rc == THR_OK) {
+        *out = json_incref(v);
+    }
+
+    return rc;
+}
+
+
+static int
+thr_vector_store_id(thr_ctx_t *ctx, json_t *v, json_t **out)
+{
+    int  rc;
+
+    rc = thr_need_string(ctx, v, THR_MAX_VECTOR_STORE_ID_LEN);
 
     if (rc == THR_OK) {
         *out = json_incref(v);
@@ -1492,7 +1839,7 @@ thr_url(thr_ctx_t *ctx, json_t *v, json_t **out)
     size_t       len;
     const char  *s;
 
-    rc = thr_need_string(ctx, v, SIZE_MAX);
+    rc = thr_need_string(ctx, v, THR_MAX_URL_LEN);
     if (rc != THR_OK) {
         return rc;
     }
@@ -1518,7 +1865,7 @@ thr_url(thr_ctx_t *ctx, json_t *v, json_t **out)
 static int
 thr_attachments(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
-    return thr_list(ctx, v, SIZE_MAX, thr_attachment, out);
+    return thr_list(ctx, v, THR_MAX_ATTACHMENTS, thr_attachment, out);
 }
 
 
@@ -1567,7 +1914,7 @@ thr_attachment(thr_ctx_t *ctx, json_t *v, json_t **out)
 static int
 thr_tools(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
-    return thr_list(ctx, v, SIZE_MAX, thr_tool, out);
+    return thr_list(ctx, v, THR_MAX_ATTACHMENT_TOOLS, thr_tool, out);
 }
 
 

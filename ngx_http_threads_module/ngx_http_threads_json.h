@@ -16,13 +16,84 @@
 #define THR_INVALID     -1      /* err is filled: answer err->status */
 #define THR_NOMEM       -2      /* out of memory: answer 500 */
 
+/*
+ * Caps on everything countable in a request; lengths count characters.
+ * Each one past its cap is a 400, array_above_max_length or
+ * string_above_max_length, param the dotted path.
+ */
+
+/* messages given to create a thread */
 #define THR_MAX_MESSAGES        32
+
+/* a text: OpenAI's cap on texts of the Assistants API (maxLength 256000) */
 #define THR_MAX_CONTENT_CHARS   256000
+
+/* OpenAI's Metadata: maxProperties 16, keys maxLength 64, values 512 */
 #define THR_MAX_METADATA_PAIRS  16
 #define THR_MAX_METADATA_KEY    64
 #define THR_MAX_METADATA_VALUE  512
+
+/* tool_resources: OpenAI's maxItems 20 (code_interpreter.file_ids) and 1
+ * (file_search.vector_store_ids) */
 #define THR_MAX_FILE_IDS        20
 #define THR_MAX_VECTOR_STORES   1
+
+/*
+ * Content parts of one message.  OpenAI states none (minItems 1 only).
+ * 32, like the messages of a thread: a text and a few dozen images is far
+ * more than a message to a model holds, and 32 texts at their cap are
+ * already 32 MiB, the body limit.
+ */
+#define THR_MAX_CONTENT_PARTS   32
+
+/*
+ * Attachments of one message.  OpenAI's v2 schema states none; its v1
+ * messages took "a maximum of 10 files attached to a message" (file_ids,
+ * maxItems 10), which attachments replaced.
+ */
+#define THR_MAX_ATTACHMENTS     10
+
+/*
+ * Tools of one attachment.  OpenAI states none; there are two tool types
+ * (code_interpreter, file_search), so a longer list only repeats them.
+ */
+#define THR_MAX_ATTACHMENT_TOOLS  2
+
+/*
+ * Length of a file id (image_file.file_id, attachments[].file_id,
+ * code_interpreter.file_ids[]) and of a vector store id.  OpenAI states
+ * none; its ids are about 30 characters ("file-" or "vs_" and 24 more).
+ * 128 leaves room for other providers' ids, as OpenAI's own caps on
+ * names do (maxLength 64 to 256), and bounds what an id can cost.
+ */
+#define THR_MAX_FILE_ID_LEN     128
+#define THR_MAX_VECTOR_STORE_ID_LEN  128
+
+/*
+ * Length of image_url.url.  OpenAI's Responses API allows 20 MiB
+ * (maxLength 20971520) for image URLs because they may be base64 data
+ * URLs; here only http(s) URLs are taken, and 8192 is what HTTP servers
+ * commonly allow for a URL (nginx's large_client_header_buffers is 8k).
+ */
+#define THR_MAX_URL_LEN         8192
+
+/*
+ * Memory jansson may hold to parse one body, its own blocks counted:
+ * THR_PARSE_MEM_FACTOR times the body's length plus THR_PARSE_MEM_FLOOR.
+ * A body past it is a 400 ("too deeply nested or has too many values"),
+ * refused within a kilobyte of input once the budget is spent.
+ *
+ * A valid body is mostly its strings, which cost their length once
+ * parsed: the largest valid create (32 texts of 256,000 four-byte
+ * characters, every metadata and id at its cap, 34.0 MB) peaks at 1.03
+ * times its length.  The caps allow few other values: a body with every
+ * list at its cap and every string short (103 kB) peaks at 1.6 MB.  A
+ * bomb such as {"x":[{},{},...]} costs some 70 times its length.  So
+ * 2 x + 8 MiB leaves every valid body a margin of twice at least, and
+ * stops a 32 MiB bomb after about a megabyte of it.
+ */
+#define THR_PARSE_MEM_FACTOR    2
+#define THR_PARSE_MEM_FLOOR     (8 * 1024 * 1024)
 
 #define THR_ID_RANDOM_LEN       24
 
@@ -52,6 +123,23 @@ typedef struct {
     char    *messages;
     size_t   nmessages;
 } thr_thread_req_t;
+
+
+/*
+ * Installs the counting allocator in jansson and seeds its hashing; once
+ * per process, before threads start.  Every function below calls it too
+ * (pthread_once), so it only has to come first where jansson is used
+ * directly.  Nothing else in the process may use jansson with another
+ * allocator.
+ */
+void thr_json_init(void);
+
+/*
+ * Peak bytes that the last parse of a body in the calling thread held at
+ * once (each thread counts its own), and the budget it had.
+ */
+size_t thr_json_parse_peak(void);
+size_t thr_json_parse_budget(size_t len);
 
 
 /* body may be NULL or empty: that means "{}" for both. */

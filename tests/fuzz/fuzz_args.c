@@ -219,6 +219,23 @@ parse(const uint8_t *data, size_t size, int kind, thr_list_args_t *a)
 }
 
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+
+/* the allocator jansson uses here, before any of it is used */
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+
+    thr_json_init();
+
+    return 0;
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

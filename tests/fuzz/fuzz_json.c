@@ -106,6 +106,23 @@ check_out(int rc, char *out, thr_error_t *err)
 }
 
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+
+/* the allocator jansson uses here, before any of it is used */
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+
+    thr_json_init();
+
+    return 0;
+}
+
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -864,6 +864,8 @@ test_nomem(void)
 int
 main(void)
 {
+    thr_json_init();
+
     test_empty();
     test_limit();
     test_order();
