@@ -107,6 +107,9 @@ ngx_int_t
 ngx_http_threads_ops_init_worker(ngx_cycle_t *cycle,
     ngx_http_threads_pg_conf_t *conf)
 {
+    /* jansson's allocator and hash seed, before any thread validates */
+    thr_json_init();
+
     return ngx_http_threads_pg_init_worker(cycle, conf, ngx_http_threads_stmts,
                                            sizeof(ngx_http_threads_stmts)
                                            / sizeof(ngx_http_threads_stmts[0]));
