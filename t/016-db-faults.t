@@ -1,0 +1,207 @@
+# Database faults beyond a clean stop: a missing or old schema, sessions
+# killed with a FATAL while statements are in flight, a server that turns
+# read-only.  Each ends in a 503 (never a 500) and recovers by itself.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ThreadsTest;
+use Time::HiRes qw(time sleep);
+
+no_shuffle();
+use_api_defaults();
+
+# databases of this file's own on the test cluster
+(my $admin = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=postgres/;
+sub psql_at {
+    my ($db, $sql) = @_;
+    (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $ci;
+    return psql($sql);
+}
+for my $db (qw(threads_noschema threads_v1)) {
+    psql_at('postgres', qq{DROP DATABASE IF EXISTS "$db"});
+    psql_at('postgres', qq{CREATE DATABASE "$db"});
+    (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
+    $ENV{'TEST_NGINX_' . uc($db) . '_CONNINFO'} = $ci;
+}
+
+# schema version 1, as scripts/schema.sql first shipped it
+psql_at('threads_v1', <<'SQL');
+CREATE TABLE threads_schema (version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE threads (owner text NOT NULL, id text NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY, created_at bigint NOT NULL,
+    metadata jsonb NOT NULL DEFAULT '{}',
+    tool_resources jsonb NOT NULL DEFAULT '{}', PRIMARY KEY (owner, id));
+CREATE INDEX threads_owner_seq ON threads (owner, seq);
+CREATE TABLE messages (owner text NOT NULL, thread_id text NOT NULL,
+    id text NOT NULL, seq bigint GENERATED ALWAYS AS IDENTITY,
+    created_at bigint NOT NULL, role text NOT NULL, content jsonb NOT NULL,
+    attachments jsonb NOT NULL DEFAULT '[]',
+    metadata jsonb NOT NULL DEFAULT '{}', assistant_id text, run_id text,
+    PRIMARY KEY (owner, thread_id, id),
+    FOREIGN KEY (owner, thread_id) REFERENCES threads (owner, id)
+        ON DELETE CASCADE);
+CREATE INDEX messages_thread_seq ON messages (owner, thread_id, seq);
+INSERT INTO threads_schema (version) VALUES (1);
+SQL
+
+my $V1_THREAD = 'thread_' . ('V' x 24);
+psql_at('threads_v1', "INSERT INTO threads (owner, id, created_at, metadata)"
+    . " VALUES ('" . owner_of('k1') . "', '$V1_THREAD', 1764200000,"
+    . " '{\"kept\":\"yes\"}')");
+
+sub apply_schema {
+    my ($db) = @_;
+    (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
+    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $ci, '-f',
+        'scripts/schema.sql') == 0 or die "schema.sql failed\n";
+}
+
+sub statuses {
+    my (%n);
+    $n{$_}++ for @_;
+    return join ', ', map { "$_ x $n{$_}" } sort keys %n;
+}
+
+my %scenario;
+
+$scenario{'no-schema'} = sub {
+    my ($st, $body, $h) = api('POST', '/v1/threads', '{}', 'k1');
+    is($st, 503, 'without the schema a create is a 503');
+    is($h->{'retry-after'}, '1', 'with Retry-After');
+    is(ref $body && $body->{error}{type}, 'server_error', 'a server_error');
+    unlike(ThreadsTest::json()->encode($body), qr/relation|schema|threads_/,
+        'no database text reaches the client');
+    ($st) = api('GET', '/v1/threads', undef, 'k1');
+    is($st, 503, 'a listing too');
+
+    apply_schema('threads_noschema');
+    ok(wait_for(sub { (api('POST', '/v1/threads', '{}', 'k1'))[0] == 200 },
+        5), 'once scripts/schema.sql is applied, creates work: no reload');
+};
+
+$scenario{'v1-schema'} = sub {
+    my ($st) = api('GET', "/v1/threads/$V1_THREAD", undef, 'k1');
+    is($st, 503, 'on a version 1 schema the module refuses to serve');
+    ($st) = api('GET', '/v1/threads', undef, 'k1');
+    is($st, 503, 'listings too');
+
+    apply_schema('threads_v1');
+    my $body;
+    ok(wait_for(sub {
+        ($st, $body) = api('GET', "/v1/threads/$V1_THREAD", undef, 'k1');
+        $st == 200 }, 5), 'upgraded in place by scripts/schema.sql');
+    is(ref $body && $body->{metadata}{kept}, 'yes', 'the data was kept');
+    ($st, $body) = api('GET', '/v1/threads', undef, 'k1');
+    is($st, 200, 'listings work after the upgrade');
+    is(ref $body && $body->{data}[0]{id}, $V1_THREAD, 'and list the old thread');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 2,
+        'the schema says version 2');
+};
+
+# Sessions are killed (57P01) while statements wait in them.
+$scenario{'fatal'} = sub {
+    my @t = map { seed_thread(key => 'k1') } 1 .. 4;
+    my $holder = lock_row_in_background($t[0], 2);
+    my @socks = map { raw_request('POST', "/v1/threads/$t[0]",
+        '{"metadata":{"n":"' . $_ . '"}}', 'k1') } 1 .. 3;
+    push @socks, map { raw_request('GET', "/v1/threads/$_", undef, 'k1') }
+        @t[1 .. 3];
+    ok(wait_for(sub { module_waiting_on_lock() >= 1 }, 5),
+        'statements wait in the module\'s sessions');
+    psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        . " WHERE application_name = 'ngx_http_threads_module'");
+    local $/;
+    my @st = map { my $r = <$_>; $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none' }
+        @socks;
+    waitpid($holder, 0);
+    is(scalar(grep { $_ eq '500' } @st), 0,
+        'no 500 among the killed sessions\' requests (' . statuses(@st) . ')');
+    is(scalar(grep { !/^(200|503)$/ } @st), 0, 'each a 200 or a 503');
+    my ($s) = api('GET', "/v1/threads/$t[1]", undef, 'k1');
+    is($s, 200, 'recovered by itself');
+};
+
+# default_transaction_read_only turns on under load, then off.
+$scenario{'read-only'} = sub {
+    my @st;
+    psql("ALTER SYSTEM SET default_transaction_read_only = on");
+    psql("SELECT pg_reload_conf()");
+    sleep 0.3;
+    my $ok = eval {
+        for (1 .. 10) {
+            push @st, (api('POST', '/v1/threads', '{}', 'k1'))[0];
+        }
+        1;
+    };
+    psql("ALTER SYSTEM RESET default_transaction_read_only");
+    psql("SELECT pg_reload_conf()");
+    die $@ unless $ok;
+    is(scalar(grep { $_ == 500 } @st), 0,
+        'no 500 while the server is read-only (' . statuses(@st) . ')');
+    is(scalar(grep { $_ == 503 } @st), 10, 'every write a 503');
+    ok(wait_for(sub { (api('POST', '/v1/threads', '{}', 'k1'))[0] == 200 },
+        5), 'writes work again once it is read-write');
+};
+
+run_scenarios(\%scenario);
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: no schema at all: 503s with a log line, then it is applied
+--- http_config eval
+(my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_NOSCHEMA_CONNINFO/;
+$c
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: no-schema
+--- error_code: 503
+--- timeout: 60
+--- error_log
+this module needs 2: apply scripts/schema.sql
+--- no_error_log
+[alert]
+
+=== TEST 2: a version 1 schema: 503s, then scripts/schema.sql upgrades it
+--- http_config eval
+(my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_V1_CONNINFO/;
+$c
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: v1-schema
+--- error_code: 503
+--- timeout: 60
+--- error_log
+the database has schema version 1, this module needs 2
+--- no_error_log
+[alert]
+
+=== TEST 3: sessions killed while statements are in flight: no 500
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: fatal
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[alert]
+
+=== TEST 4: a server that turns read-only: 503s, not 500s, then writes again
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: read-only
+--- error_code: 404
+--- timeout: 60
+--- error_log
+SQLSTATE 25006
+--- no_error_log
+[alert]
