@@ -1656,101 +1656,200 @@ ngx_http_threads_pg_strdup(ngx_pool_t *pool, const char *s)
 }
 
 
+/* Appends an entry to a comma-separated list being built in out. */
+static ngx_int_t
+ngx_http_threads_pg_list_add(ngx_array_t *out, const char *s, size_t len)
+{
+    u_char  *p;
+
+    p = ngx_array_push_n(out, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *p++ = ',';
+    ngx_memcpy(p, s, len);
+
+    return NGX_OK;
+}
+
+
+/* The list's text without its leading comma, NUL-terminated. */
+static const char *
+ngx_http_threads_pg_list_end(ngx_array_t *out)
+{
+    u_char  *p;
+
+    p = ngx_array_push(out);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *p = '\0';
+
+    return (const char *) out->elts + (out->nelts > 1 ? 1 : 0);
+}
+
+
+/* The i-th entry of a comma-separated list, or NULL. */
+static ngx_str_t
+ngx_http_threads_pg_list_get(const char *list, ngx_uint_t i)
+{
+    ngx_str_t    e;
+    const char  *p, *end;
+
+    e.data = NULL;
+    e.len = 0;
+
+    for (p = list; p; p = end ? end + 1 : NULL, i--) {
+        end = strchr(p, ',');
+
+        if (i == 0) {
+            e.data = (u_char *) p;
+            e.len = end ? (size_t) (end - p) : strlen(p);
+            break;
+        }
+    }
+
+    return e;
+}
+
+
 /*
  * Host names become addresses here, at configuration time, so that
- * PQconnectStartParams never resolves a name inside a worker.  The names
- * stay in "host" for TLS verification and messages.
+ * PQconnectStartParams never resolves a name inside a worker.  Every
+ * address of a name becomes an entry of its own, in getaddrinfo's order
+ * (IPv6 and IPv4 alike), with the name kept in "host" for TLS
+ * verification and messages, and its port repeated when ports are given
+ * per host: libpq then tries each address in turn, as it would have done
+ * itself.
  */
 static char *
-ngx_http_threads_pg_resolve(ngx_conf_t *cf, const char *hosts,
-    const char **hostaddr)
+ngx_http_threads_pg_resolve(ngx_conf_t *cf, const char **hosts,
+    const char **hostaddr, const char **ports)
 {
     int               rc;
     char              addr[INET6_ADDRSTRLEN];
-    u_char            buf4[sizeof(struct in6_addr)];
-    size_t            len;
-    ngx_str_t         name;
-    ngx_uint_t        resolved;
-    const char       *p, *end;
-    ngx_array_t       out;
-    struct addrinfo   hints, *ai;
+    u_char            buf[sizeof(struct in6_addr)];
+    ngx_str_t         name, port;
+    ngx_uint_t        i, resolved, per_host;
+    ngx_array_t       h, a, pt;
+    struct addrinfo   hints, *res, *ai;
 
-    if (ngx_array_init(&out, cf->pool, 64, 1) != NGX_OK) {
+    if (ngx_array_init(&h, cf->pool, 256, 1) != NGX_OK
+        || ngx_array_init(&a, cf->pool, 256, 1) != NGX_OK
+        || ngx_array_init(&pt, cf->pool, 64, 1) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
+    per_host = (*ports && strchr(*ports, ','));
     resolved = 0;
-    p = hosts;
 
-    for ( ;; ) {
-        end = strchr(p, ',');
-        len = end ? (size_t) (end - p) : strlen(p);
-
-        name.len = len;
-        name.data = ngx_pnalloc(cf->pool, len + 1);
+    for (i = 0; ; i++) {
+        name = ngx_http_threads_pg_list_get(*hosts, i);
         if (name.data == NULL) {
-            return NGX_CONF_ERROR;
+            break;
         }
-        ngx_cpystrn(name.data, (u_char *) p, len + 1);
 
-        addr[0] = '\0';
+        port = per_host ? ngx_http_threads_pg_list_get(*ports, i)
+                        : (ngx_str_t) ngx_null_string;
 
-        if (len && name.data[0] != '/' && name.data[0] != '@'
-            && inet_pton(AF_INET, (char *) name.data, buf4) != 1
-            && inet_pton(AF_INET6, (char *) name.data, buf4) != 1)
+        if (name.len == 0 || name.data[0] == '/' || name.data[0] == '@'
+            || name.len >= sizeof(addr))
         {
-            ngx_memzero(&hints, sizeof(struct addrinfo));
-            hints.ai_family = AF_UNSPEC;
-            hints.ai_socktype = SOCK_STREAM;
-
-            rc = getaddrinfo((char *) name.data, NULL, &hints, &ai);
-            if (rc != 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "threads: host \"%V\" not found: %s",
-                                   &name, gai_strerror(rc));
+            /* a socket directory, or nothing: libpq's own default */
+            if (ngx_http_threads_pg_list_add(&h, (char *) name.data,
+                                             name.len) != NGX_OK
+                || ngx_http_threads_pg_list_add(&a, "", 0) != NGX_OK
+                || ngx_http_threads_pg_list_add(&pt, (char *) port.data,
+                                                port.len) != NGX_OK)
+            {
                 return NGX_CONF_ERROR;
             }
 
+            continue;
+        }
+
+        ngx_memcpy(addr, name.data, name.len);
+        addr[name.len] = '\0';
+
+        if (inet_pton(AF_INET, addr, buf) == 1
+            || inet_pton(AF_INET6, addr, buf) == 1)
+        {
+            if (ngx_http_threads_pg_list_add(&h, addr, name.len) != NGX_OK
+                || ngx_http_threads_pg_list_add(&a, addr, name.len) != NGX_OK
+                || ngx_http_threads_pg_list_add(&pt, (char *) port.data,
+                                                port.len) != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_memzero(&hints, sizeof(struct addrinfo));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+
+        rc = getaddrinfo(addr, NULL, &hints, &res);
+        if (rc != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "threads: host \"%V\" not found: %s",
+                               &name, gai_strerror(rc));
+            return NGX_CONF_ERROR;
+        }
+
+        for (ai = res; ai; ai = ai->ai_next) {
             if (ai->ai_family == AF_INET6) {
                 inet_ntop(AF_INET6,
                           &((struct sockaddr_in6 *) ai->ai_addr)->sin6_addr,
                           addr, sizeof(addr));
-            } else {
+
+            } else if (ai->ai_family == AF_INET) {
                 inet_ntop(AF_INET,
                           &((struct sockaddr_in *) ai->ai_addr)->sin_addr,
                           addr, sizeof(addr));
+
+            } else {
+                continue;
             }
 
-            freeaddrinfo(ai);
-            resolved++;
+            ngx_log_debug2(NGX_LOG_DEBUG_CORE, cf->log, 0,
+                           "threads: host \"%V\" is %s", &name, addr);
 
-        } else if (len && name.data[0] != '/' && name.data[0] != '@') {
-            ngx_cpystrn((u_char *) addr, name.data, sizeof(addr));
+            if (ngx_http_threads_pg_list_add(&h, (char *) name.data,
+                                             name.len) != NGX_OK
+                || ngx_http_threads_pg_list_add(&a, addr, ngx_strlen(addr))
+                   != NGX_OK
+                || ngx_http_threads_pg_list_add(&pt, (char *) port.data,
+                                                port.len) != NGX_OK)
+            {
+                freeaddrinfo(res);
+                return NGX_CONF_ERROR;
+            }
         }
 
-        len = ngx_strlen(addr);
-
-        if (out.nelts) {
-            *(u_char *) ngx_array_push(&out) = ',';
-        }
-
-        if (len && ngx_array_push_n(&out, len) == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        if (len) {
-            ngx_memcpy((u_char *) out.elts + out.nelts - len, addr, len);
-        }
-
-        if (end == NULL) {
-            break;
-        }
-
-        p = end + 1;
+        freeaddrinfo(res);
+        resolved++;
     }
 
-    *(u_char *) ngx_array_push(&out) = '\0';
-    *hostaddr = resolved ? out.elts : NULL;
+    if (!resolved) {
+        /* addresses and sockets only: libpq needs no hostaddr */
+        *hostaddr = NULL;
+        return NGX_CONF_OK;
+    }
+
+    *hosts = ngx_http_threads_pg_list_end(&h);
+    *hostaddr = ngx_http_threads_pg_list_end(&a);
+
+    if (per_host) {
+        *ports = ngx_http_threads_pg_list_end(&pt);
+    }
+
+    if (*hosts == NULL || *hostaddr == NULL || (per_host && *ports == NULL)) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -1761,8 +1860,8 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
     ngx_http_threads_pg_conf_t *conf, ngx_str_t *conninfo)
 {
     char              *err, *ci;
-    ngx_uint_t         n, i, has_app, has_enc, has_gss;
-    const char        *host, *hostaddr;
+    ngx_uint_t         n, i, has_app, has_enc, has_gss, resolved;
+    const char        *host, *hostaddr, *port, *value;
     PQconninfoOption  *opts, *o;
 
     ci = ngx_pnalloc(cf->pool, conninfo->len + 1);
@@ -1785,6 +1884,7 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
     n = 0;
     host = NULL;
     hostaddr = NULL;
+    port = NULL;
     has_app = 0;
     has_enc = 0;
     has_gss = 0;
@@ -1801,6 +1901,9 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
 
         } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
             hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            port = o->val;
 
         } else if (ngx_strcmp(o->keyword, "application_name") == 0
                    || ngx_strcmp(o->keyword, "fallback_application_name")
@@ -1823,6 +1926,19 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
+    resolved = 0;
+
+    if (host && hostaddr == NULL) {
+        if (ngx_http_threads_pg_resolve(cf, &host, &hostaddr, &port)
+            != NGX_CONF_OK)
+        {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        resolved = (hostaddr != NULL);
+    }
+
     i = 0;
 
     for (o = opts; o->keyword; o++) {
@@ -1830,8 +1946,17 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
             continue;
         }
 
+        value = o->val;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            value = host;
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            value = port;
+        }
+
         conf->keywords[i] = ngx_http_threads_pg_strdup(cf->pool, o->keyword);
-        conf->values[i] = ngx_http_threads_pg_strdup(cf->pool, o->val);
+        conf->values[i] = ngx_http_threads_pg_strdup(cf->pool, value);
         if (conf->keywords[i] == NULL || conf->values[i] == NULL) {
             PQconninfoFree(opts);
             return NGX_CONF_ERROR;
@@ -1839,18 +1964,9 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
         i++;
     }
 
-    if (host && hostaddr == NULL) {
-        if (ngx_http_threads_pg_resolve(cf, host, &hostaddr)
-            != NGX_CONF_OK)
-        {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
-        }
-
-        if (hostaddr) {
-            conf->keywords[i] = "hostaddr";
-            conf->values[i++] = hostaddr;
-        }
+    if (resolved) {
+        conf->keywords[i] = "hostaddr";
+        conf->values[i++] = hostaddr;
     }
 
     PQconninfoFree(opts);

@@ -50,6 +50,25 @@ psql_at('threads_v1', "INSERT INTO threads (owner, id, created_at, metadata)"
     . " VALUES ('" . owner_of('k1') . "', '$V1_THREAD', 1764200000,"
     . " '{\"kept\":\"yes\"}')");
 
+# A name with two addresses, IPv6 first, while the test cluster listens on
+# 127.0.0.1 only (as "localhost" on a stock Debian): every address must be
+# tried.  The lines go into /etc/hosts for this file's run only.
+my $DUAL = "threads-dual-$$.test";
+my $hosts_added;
+if ($> == 0 && open my $h, '>>', '/etc/hosts') {
+    print $h "::1 $DUAL\n127.0.0.1 $DUAL\n";
+    close $h;
+    $hosts_added = 1;
+}
+$ENV{TEST_NGINX_DUAL_HOST} = $DUAL;
+END {
+    if ($hosts_added && open my $in, '<', '/etc/hosts') {
+        my @keep = grep { !/\Q$DUAL\E/ } <$in>;
+        close $in;
+        if (open my $out, '>', '/etc/hosts') { print $out @keep; close $out }
+    }
+}
+
 sub apply_schema {
     my ($db) = @_;
     (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
@@ -203,5 +222,21 @@ Authorization: Bearer k1
 --- timeout: 60
 --- error_log
 SQLSTATE 25006
+--- no_error_log
+[alert]
+
+=== TEST 5: a host name whose first address refuses: the next one serves
+--- http_config
+    map $http_authorization $threads_api_key {
+        "~^Bearer\s+(?<key>\S+)\s*$"  $key;
+        default                          "";
+    }
+    threads_pg_conninfo "host=$TEST_NGINX_DUAL_HOST port=$TEST_NGINX_PG_PORT dbname=threads_test user=postgres";
+--- pipelined_requests eval
+["POST /v1/threads\n{}", "GET /v1/threads"]
+--- more_headers
+Authorization: Bearer k1
+--- error_code eval
+[200, 200]
 --- no_error_log
 [alert]
