@@ -80,6 +80,13 @@ static ngx_command_t  ngx_http_threads_commands[] = {
       offsetof(ngx_http_threads_main_conf_t, pg.connect_timeout),
       NULL },
 
+    { ngx_string("threads_pg_host_connect_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_threads_main_conf_t, pg.host_timeout),
+      NULL },
+
     { ngx_string("threads_pg_query_timeout"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -157,6 +164,7 @@ ngx_http_threads_create_main_conf(ngx_conf_t *cf)
     mcf->pg.queue_size = NGX_CONF_UNSET_UINT;
     mcf->pg.queue_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.connect_timeout = NGX_CONF_UNSET_MSEC;
+    mcf->pg.host_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.idle_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.prepare = NGX_CONF_UNSET;
@@ -175,6 +183,7 @@ ngx_http_threads_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(mcf->pg.queue_size, 1024);
     ngx_conf_init_msec_value(mcf->pg.queue_timeout, 5000);
     ngx_conf_init_msec_value(mcf->pg.connect_timeout, 5000);
+    ngx_conf_init_msec_value(mcf->pg.host_timeout, 2000);
     ngx_conf_init_msec_value(mcf->pg.query_timeout, 30000);
     ngx_conf_init_msec_value(mcf->pg.idle_timeout, 60000);
     ngx_conf_init_value(mcf->pg.prepare, 1);

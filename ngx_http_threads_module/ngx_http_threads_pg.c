@@ -92,6 +92,10 @@ struct ngx_http_threads_pg_conn_s {
     unsigned                       recycle:1; /* close once idle */
     unsigned                       checking:1; /* schema check on it */
     unsigned                       eof_seen:1; /* read on once after FIN */
+
+    ngx_uint_t                     host;     /* the host being tried */
+    ngx_uint_t                     tries;    /* hosts tried so far */
+    ngx_msec_t                     deadline; /* of the whole attempt */
 };
 
 
@@ -111,6 +115,9 @@ typedef struct {
     ngx_uint_t                     nwaiting;
 
     ngx_queue_t                    free_slots;
+
+    const char                   **values;   /* one host's conninfo */
+    ngx_uint_t                     good_host; /* where to start */
 } ngx_http_threads_pg_pool_t;
 
 
@@ -160,6 +167,10 @@ static ngx_int_t ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot, PGresult *res);
 static ngx_int_t ngx_http_threads_pg_send_check(
     ngx_http_threads_pg_conn_t *pc);
+static char *ngx_http_threads_pg_split_hosts(ngx_conf_t *cf,
+    ngx_http_threads_pg_conf_t *conf);
+static ngx_str_t ngx_http_threads_pg_list_get(const char *list,
+    ngx_uint_t i);
 
 
 ngx_int_t
@@ -184,6 +195,12 @@ ngx_http_threads_pg_init_worker(ngx_cycle_t *cycle,
     ngx_queue_init(&pool->busy);
     ngx_queue_init(&pool->waiting);
     ngx_queue_init(&pool->free_slots);
+
+    pool->values = ngx_alloc((conf->nvalues + 1) * sizeof(char *),
+                             cycle->log);
+    if (pool->values == NULL) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
@@ -216,6 +233,8 @@ ngx_http_threads_pg_exit_worker(void)
         ngx_free(ngx_queue_data(q, ngx_http_threads_pg_slot_t, queue));
     }
 
+    ngx_free(pool->values);
+    pool->values = NULL;
     pool->conf = NULL;
 }
 
@@ -499,9 +518,114 @@ ngx_http_threads_pg_notice(void *arg, const char *message)
 }
 
 
+/*
+ * Starts libpq on the host pc->tries steps after the last good one, with
+ * a timer for that host alone; with one host (or none), libpq gets the
+ * conninfo as it is.  NGX_ERROR: it failed at once.
+ */
+static ngx_int_t
+ngx_http_threads_pg_start_host(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_msec_t                   timeout, left;
+    ngx_uint_t                   i, nhosts;
+    const char                 **values;
+    ngx_http_threads_pg_host_t  *h;
+    ngx_http_threads_pg_conf_t  *conf;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    conf = pool->conf;
+    values = conf->values;
+    timeout = conf->connect_timeout;
+    nhosts = conf->hosts ? conf->hosts->nelts : 0;
+
+    if (nhosts > 1) {
+        pc->host = (pool->good_host + pc->tries) % nhosts;
+        h = (ngx_http_threads_pg_host_t *) conf->hosts->elts + pc->host;
+
+        ngx_memcpy(pool->values, conf->values,
+                   (conf->nvalues + 1) * sizeof(char *));
+        values = pool->values;
+
+        for (i = 0; i < 3; i++) {
+            if (conf->host_kw[i] >= 0) {
+                values[conf->host_kw[i]] = (i == 0) ? h->host
+                                         : (i == 1) ? h->hostaddr : h->port;
+            }
+        }
+
+        left = (pc->deadline > ngx_current_msec)
+               ? pc->deadline - ngx_current_msec : 1;
+        timeout = ngx_min(conf->host_timeout, left);
+
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                       "threads: connecting to host %ui \"%s\" (%s)",
+                       pc->host, h->host, h->hostaddr ? h->hostaddr : "");
+    }
+
+    /* host names were resolved at configuration time: no DNS here */
+    pc->pg = PQconnectStartParams(conf->keywords, values, 0);
+
+    if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "threads: cannot connect to the database: %s",
+                      pc->pg ? PQerrorMessage(pc->pg) : "out of memory");
+        PQfinish(pc->pg);
+        pc->pg = NULL;
+        return NGX_ERROR;
+    }
+
+    PQsetNoticeProcessor(pc->pg, ngx_http_threads_pg_notice, NULL);
+
+    if (ngx_http_threads_pg_register(pc) != NGX_OK) {
+        PQfinish(pc->pg);
+        pc->pg = NULL;
+        return NGX_ERROR;
+    }
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    pc->timer.cancelable = 0;
+    ngx_add_timer(&pc->timer, timeout);
+
+    return NGX_OK;
+}
+
+
+/*
+ * This host failed or was silent for its timeout: the next one, while
+ * hosts and time are left.  NGX_OK: another host is being tried.
+ */
+static ngx_int_t
+ngx_http_threads_pg_next_host(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (pool->conf->hosts == NULL || pool->conf->hosts->nelts < 2) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_threads_pg_unregister(pc);
+    PQfinish(pc->pg);
+    pc->pg = NULL;
+
+    while (++pc->tries < pool->conf->hosts->nelts
+           && ngx_current_msec < pc->deadline)
+    {
+        if (ngx_http_threads_pg_start_host(pc) == NGX_OK) {
+            return NGX_OK;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_int_t
 ngx_http_threads_pg_connect(void)
 {
+    ngx_uint_t                   nhosts;
     ngx_http_threads_pg_conn_t  *pc;
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
 
@@ -510,39 +634,30 @@ ngx_http_threads_pg_connect(void)
         return NGX_ERROR;
     }
 
-    /* host names were resolved at configuration time: no DNS here */
-    pc->pg = PQconnectStartParams(pool->conf->keywords, pool->conf->values,
-                                  0);
-
-    if (pc->pg == NULL || PQstatus(pc->pg) == CONNECTION_BAD) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "threads: cannot connect to the database: %s",
-                      pc->pg ? PQerrorMessage(pc->pg) : "out of memory");
-        ngx_http_threads_metrics_event(
-                                    NGX_HTTP_THREADS_METRICS_CONNECT_FAILURE);
-        PQfinish(pc->pg);
-        ngx_free(pc);
-        return NGX_ERROR;
-    }
-
     ngx_queue_init(&pc->inflight);
-    PQsetNoticeProcessor(pc->pg, ngx_http_threads_pg_notice, NULL);
     pc->state = NGX_HTTP_THREADS_PG_CONNECTING;
     pc->timer.handler = ngx_http_threads_pg_timeout;
     pc->timer.data = pc;
     pc->timer.log = pool->log;
+    pc->deadline = ngx_current_msec + pool->conf->connect_timeout;
 
-    if (ngx_http_threads_pg_register(pc) != NGX_OK) {
-        PQfinish(pc->pg);
-        ngx_free(pc);
-        return NGX_ERROR;
+    nhosts = pool->conf->hosts ? pool->conf->hosts->nelts : 1;
+
+    while (ngx_http_threads_pg_start_host(pc) != NGX_OK) {
+        if (nhosts < 2 || ++pc->tries >= nhosts) {
+            ngx_http_threads_metrics_event(
+                                    NGX_HTTP_THREADS_METRICS_CONNECT_FAILURE);
+            if (pc->timer.timer_set) {
+                ngx_del_timer(&pc->timer);
+            }
+            ngx_free(pc);
+            return NGX_ERROR;
+        }
     }
 
     ngx_queue_insert_tail(&pool->busy, &pc->queue);
     pool->nconns++;
     pool->nconnecting++;
-
-    ngx_add_timer(&pc->timer, pool->conf->connect_timeout);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
                    "threads: connecting, %ui connections", pool->nconns);
@@ -702,6 +817,16 @@ ngx_http_threads_pg_timeout(ngx_event_t *ev)
     switch (pc->state) {
 
     case NGX_HTTP_THREADS_PG_CONNECTING:
+        if (pool->conf->hosts && pool->conf->hosts->nelts > 1) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "threads: database host %ui did not answer in "
+                          "time", pc->host);
+
+            if (ngx_http_threads_pg_next_host(pc) == NGX_OK) {
+                break;
+            }
+        }
+
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "threads: connecting to the database timed out");
         ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
@@ -1447,6 +1572,11 @@ ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "threads: cannot connect to the database: %s",
                           PQerrorMessage(pc->pg));
+
+            if (ngx_http_threads_pg_next_host(pc) == NGX_OK) {
+                return;
+            }
+
             ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
             return;
         }
@@ -1498,8 +1628,11 @@ ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
         return;
     }
 
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pool->log, 0,
-                   "threads: database connection ready");
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "threads: database connection ready (host %ui)", pc->host);
+
+    /* the next connection starts where this one succeeded */
+    pool->good_host = pc->host;
 
     pool->nconnecting--;
 
@@ -1993,7 +2126,87 @@ ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
 
     conf->keywords[i] = NULL;
     conf->values[i] = NULL;
+    conf->nvalues = i;
     conf->conninfo = *conninfo;
+
+    return ngx_http_threads_pg_split_hosts(cf, conf);
+}
+
+
+/*
+ * Each host of a multi-host conninfo becomes an entry of its own, so that
+ * a silent host costs its own timeout (threads_pg_host_connect_timeout),
+ * then the next one is tried: libpq ignores connect_timeout when driven
+ * by PQconnectPoll.
+ */
+static char *
+ngx_http_threads_pg_split_hosts(ngx_conf_t *cf,
+    ngx_http_threads_pg_conf_t *conf)
+{
+    u_char                      *v;
+    ngx_str_t                    e;
+    ngx_uint_t                   i, k, n;
+    const char                  *list[3];
+    ngx_http_threads_pg_host_t  *h;
+    static const char           *names[3] = { "host", "hostaddr", "port" };
+
+    for (k = 0; k < 3; k++) {
+        conf->host_kw[k] = -1;
+        list[k] = NULL;
+
+        for (i = 0; conf->keywords[i]; i++) {
+            if (ngx_strcmp(conf->keywords[i], names[k]) == 0) {
+                conf->host_kw[k] = i;
+                list[k] = conf->values[i];
+            }
+        }
+    }
+
+    if (list[0] == NULL || strchr(list[0], ',') == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    conf->hosts = ngx_array_create(cf->pool, 4,
+                                   sizeof(ngx_http_threads_pg_host_t));
+    if (conf->hosts == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (n = 0; ; n++) {
+        e = ngx_http_threads_pg_list_get(list[0], n);
+        if (e.data == NULL) {
+            break;
+        }
+
+        h = ngx_array_push(conf->hosts);
+        if (h == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (k = 0; k < 3; k++) {
+            e = ngx_http_threads_pg_list_get(list[k] ? list[k] : "",
+                                             (k == 2 && list[2]
+                                              && strchr(list[2], ',') == NULL)
+                                             ? 0 : n);
+            v = ngx_pnalloc(cf->pool, e.len + 1);
+            if (v == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            if (e.len) {
+                ngx_memcpy(v, e.data, e.len);
+            }
+            v[e.len] = '\0';
+
+            if (k == 0) {
+                h->host = (char *) v;
+            } else if (k == 1) {
+                h->hostaddr = list[1] ? (char *) v : NULL;
+            } else {
+                h->port = list[2] ? (char *) v : NULL;
+            }
+        }
+    }
 
     return NGX_CONF_OK;
 }

@@ -34,11 +34,23 @@ typedef struct {
 } ngx_http_threads_pg_stmt_t;
 
 
+/* One host of a multi-host conninfo, tried on its own. */
+typedef struct {
+    const char                  *host;
+    const char                  *hostaddr;  /* or NULL */
+    const char                  *port;      /* or NULL */
+} ngx_http_threads_pg_host_t;
+
+
 /* The pool's settings: the http{} level directives. */
 typedef struct {
     const char                 **keywords;  /* NULL-terminated, for */
     const char                 **values;    /* PQconnectStartParams */
+    ngx_uint_t                   nvalues;
     ngx_str_t                    conninfo;  /* as configured, for logs */
+    ngx_array_t                 *hosts;     /* of ..._pg_host_t, or NULL */
+    ngx_int_t                    host_kw[3]; /* host, hostaddr, port */
+    ngx_msec_t                   host_timeout;
     ngx_uint_t                   pool_size;
     ngx_uint_t                   queue_size;
     ngx_msec_t                   queue_timeout;

@@ -5,6 +5,7 @@ use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
 use Time::HiRes qw(time sleep);
+use IO::Socket::INET;
 
 no_shuffle();
 use_api_defaults();
@@ -69,6 +70,12 @@ END {
     }
 }
 
+# A tarpit: a port that takes connections (the kernel's backlog) and never
+# says a word, as a host that is half there.
+my $TARPIT = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+    Listen => 64, ReuseAddr => 1) or die "tarpit: $!";
+$ENV{TEST_NGINX_TARPIT_PORT} = $TARPIT->sockport;
+
 sub apply_schema {
     my ($db) = @_;
     (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
@@ -83,6 +90,15 @@ sub statuses {
 }
 
 my %scenario;
+
+$scenario{'tarpit'} = sub {
+    my ($st, $body, $h, $secs) = api('POST', '/v1/threads', '{}', 'k1');
+    is($st, 200, 'the host after the silent one serves');
+    cmp_ok($secs, '<', 2 * slow_factor(),
+        sprintf('within the silent host\'s own timeout (%.2f s)', $secs));
+    ($st, $body, $h, $secs) = api('GET', '/v1/threads', undef, 'k1');
+    is($st, 200, 'and goes on serving');
+};
 
 $scenario{'no-schema'} = sub {
     my ($st, $body, $h) = api('POST', '/v1/threads', '{}', 'k1');
@@ -238,5 +254,26 @@ SQLSTATE 25006
 Authorization: Bearer k1
 --- error_code eval
 [200, 200]
+--- no_error_log
+[alert]
+
+=== TEST 6: a first host that accepts and never answers costs its own timeout only
+--- http_config
+    map $http_authorization $threads_api_key {
+        "~^Bearer\s+(?<key>\S+)\s*$"  $key;
+        default                          "";
+    }
+    threads_pg_conninfo "host=127.0.0.1,127.0.0.1 port=$TEST_NGINX_TARPIT_PORT,$TEST_NGINX_PG_PORT dbname=threads_test user=postgres";
+    threads_pg_connect_timeout 10s;
+    threads_pg_host_connect_timeout 500ms;
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: tarpit
+--- error_code: 404
+--- timeout: 30
+--- error_log
+database host 0 did not answer in time
 --- no_error_log
 [alert]
