@@ -396,9 +396,10 @@ sub create_retrieve_step {
 # that forgets idle connections does: the server side is closed (the
 # backend goes away), the client side stays open without a word, and the
 # client's next bytes are answered with a reset.  New connections are
-# carried as before.
+# carried as before.  With $rate, what the server sends reaches its client
+# at that many bytes a second: a slow link.
 sub tcp_proxy_start {
-    my ($listen, $target, $lifetime) = @_;
+    my ($listen, $target, $lifetime, $rate) = @_;
     require IO::Socket::INET;
     require IO::Select;
     my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
@@ -465,6 +466,8 @@ sub tcp_proxy_start {
                     last unless defined $w;
                     $off += $w;
                 }
+                # $rate bytes a second from the server to its client
+                Time::HiRes::sleep($n / $rate) if $rate && !$pair->[0];
             }
         }
         POSIX::_exit(0);
