@@ -287,16 +287,25 @@ $scenario{'expiry'} = sub {
         'the replaced key replays the new answer');
     is($r3->{body}, $r2->{body}, 'byte for byte');
 
-    # pruning: expired keys of the owner go, a few per keyed create, by
-    # index; other owners' keys are untouched
+    # pruning: one keyed create in 8 (by the key's hash) deletes up to 32
+    # expired keys of its owner, by index; other owners' keys stay
+    my @gate = split ' ', psql("SELECT string_agg(k, ' ') FROM (SELECT"
+        . " 'prune-' || i AS k FROM generate_series(1, 1000) i"
+        . " WHERE hashtext('prune-' || i) & 7 = 0 LIMIT 3) x");
+    my ($skip) = psql("SELECT 'skip-' || i FROM generate_series(1, 1000) i"
+        . " WHERE hashtext('skip-' || i) & 7 <> 0 LIMIT 1");
     psql("INSERT INTO idempotency_keys (owner, key, digest, body,"
         . " created_at, expires_at) SELECT '$o', 'old-' || i, 'd', '{}',"
-        . " now() - interval '2 days', now() - interval '1 day'"
-        . " FROM generate_series(1, 10) i");
+        . " now() - interval '2 days', now() - interval '1 day' + i * interval '1 s'"
+        . " FROM generate_series(1, 40) i");
     psql("INSERT INTO idempotency_keys (owner, key, digest, body,"
         . " created_at, expires_at) SELECT 'other-' || i, 'k', 'd', '{}',"
         . " now() - interval '2 days', now() - interval '1 day'"
         . " FROM generate_series(1, 5000) i; ANALYZE idempotency_keys");
+    my $old = sub {
+        psql("SELECT count(*) FROM idempotency_keys WHERE owner = '$o'"
+            . " AND key LIKE 'old-%'");
+    };
     my $stats = sub {
         psql("SELECT coalesce(seq_scan, 0) || ' ' || coalesce(("
             . "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname"
@@ -304,27 +313,21 @@ $scenario{'expiry'} = sub {
             . " WHERE relname = 'idempotency_keys'");
     };
     my ($seq0, $idx0) = split ' ', $stats->();
-    my @r = map { create($k, "prune-$_", '{}') } 1 .. 3;
-    is(join(',', map { $_->{status} } @r), '200,200,200',
-        'keyed creates with 10 expired keys around');
+    is(create($k, $skip, '{}')->{status}, 200, "a keyed create ($skip)");
+    is($old->(), 40, 'the 7 creates in 8 that do not prune leave them');
+    is(create($k, $gate[0], '{}')->{status}, 200, "a keyed create ($gate[0])");
+    is($old->(), 8, 'one that prunes deletes 32 expired keys');
+    is(psql("SELECT min(substr(key, 5)::int) FROM idempotency_keys"
+        . " WHERE owner = '$o' AND key LIKE 'old-%'"), 33, 'the oldest first');
+    create($k, $_, '{}') for @gate[1, 2];
+    is($old->(), 0, 'the next one deletes the rest');
     my ($seq, $idx);
     # statistics reach the views within a few seconds
     ok(wait_for(sub { ($seq, $idx) = split ' ', $stats->(); $idx >= $idx0 + 3 },
-        15), 'each keyed create pruned through the (owner, expires_at) index');
+        15), 'each pruning create went through the (owner, expires_at) index');
     is($seq, $seq0, 'no keyed create scanned the whole table');
-    is(psql("SELECT count(*) FROM idempotency_keys WHERE owner = '$o'"
-        . " AND key LIKE 'old-%'"), 0, 'three creates pruned the 10');
     is(psql("SELECT count(*) FROM idempotency_keys WHERE owner LIKE"
         . " 'other-%'"), 5000, 'other owners\' keys are untouched');
-    psql("INSERT INTO idempotency_keys (owner, key, digest, body,"
-        . " created_at, expires_at) SELECT '$o', 'old-' || i, 'd', '{}',"
-        . " now() - interval '2 days', now() - interval '1 day'"
-        . " FROM generate_series(1, 10) i");
-    create($k, 'prune-4', '{}');
-    is(psql("SELECT count(*) FROM idempotency_keys WHERE owner = '$o'"
-        . " AND key LIKE 'old-%'"), 6, 'a few (4) per keyed create');
-    is(psql("SELECT count(*) FROM idempotency_keys WHERE owner = '$o'"
-        . " AND key LIKE 'prune-%'"), 4, 'the oldest go first');
     psql("DELETE FROM idempotency_keys WHERE owner LIKE 'other-%'");
 };
 
