@@ -25,6 +25,9 @@
 /* A raw owner (threads_owner_hash off) is stored as it is: keep it sane. */
 #define NGX_HTTP_THREADS_MAX_OWNER    512
 
+/* An Idempotency-Key: 1 to this many printable ASCII characters. */
+#define NGX_HTTP_THREADS_MAX_IDEM_KEY 255
+
 
 typedef struct {
     ngx_flag_t                    enable;
@@ -32,6 +35,7 @@ typedef struct {
     ngx_flag_t                    owner_hash;
     ngx_flag_t                    owner_required;
     size_t                        list_max_bytes;
+    time_t                        idempotency_ttl;
 #if (NGX_THREADS)
     ngx_thread_pool_t            *thread_pool;
 #endif
@@ -92,6 +96,13 @@ static ngx_command_t  ngx_http_threads_api_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_threads_api_conf_t, list_max_bytes),
+      NULL },
+
+    { ngx_string("threads_idempotency_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_threads_api_conf_t, idempotency_ttl),
       NULL },
 
       ngx_null_command
@@ -158,6 +169,7 @@ ngx_http_threads_api_create_conf(ngx_conf_t *cf)
     conf->owner_hash = NGX_CONF_UNSET;
     conf->owner_required = NGX_CONF_UNSET;
     conf->list_max_bytes = NGX_CONF_UNSET_SIZE;
+    conf->idempotency_ttl = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -176,6 +188,14 @@ ngx_http_threads_api_merge_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->owner_required, prev->owner_required, 1);
     ngx_conf_merge_size_value(conf->list_max_bytes, prev->list_max_bytes,
                               4 * 1024 * 1024);
+    ngx_conf_merge_sec_value(conf->idempotency_ttl, prev->idempotency_ttl,
+                             24 * 60 * 60);
+
+    if (conf->idempotency_ttl < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "threads_idempotency_ttl must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }
@@ -551,11 +571,159 @@ ngx_http_threads_param(ngx_http_request_t *r, ngx_str_t *s, ngx_str_t *out)
 }
 
 
+/*
+ * The Idempotency-Key of a create: NGX_OK with key->len 0 when there is
+ * none, NGX_OK with a NUL-terminated copy, or NGX_DECLINED with err set
+ * when it is not 1 to 255 printable ASCII characters (or given twice).
+ */
+static ngx_int_t
+ngx_http_threads_idem_key(ngx_http_request_t *r, ngx_str_t *key,
+    thr_error_t *err)
+{
+    u_char           *p;
+    ngx_str_t        *found;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    static const char  name[] = "Idempotency-Key";
+
+    found = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof(name) - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) name,
+                               sizeof(name) - 1) != 0)
+        {
+            continue;
+        }
+
+        if (found) {
+            thr_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                          "invalid_value", name,
+                          "Send at most one Idempotency-Key header.");
+            return NGX_DECLINED;
+        }
+
+        found = &h[i].value;
+    }
+
+    key->len = 0;
+    key->data = NULL;
+
+    if (found == NULL) {
+        return NGX_OK;
+    }
+
+    if (found->len == 0 || found->len > NGX_HTTP_THREADS_MAX_IDEM_KEY) {
+        thr_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                      "invalid_value", name,
+                      "Invalid 'Idempotency-Key': it must have 1 to %d "
+                      "characters, it has %lu.", NGX_HTTP_THREADS_MAX_IDEM_KEY,
+                      (unsigned long) found->len);
+        return NGX_DECLINED;
+    }
+
+    for (p = found->data; p < found->data + found->len; p++) {
+        if (*p < 0x20 || *p > 0x7e) {
+            thr_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                          "invalid_value", name,
+                          "Invalid 'Idempotency-Key': only printable ASCII "
+                          "characters are allowed.");
+            return NGX_DECLINED;
+        }
+    }
+
+    key->data = ngx_pnalloc(r->pool, found->len + 1);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    key->len = found->len;
+    ngx_cpystrn(key->data, found->data, found->len + 1);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The hex SHA-256 of a keyed create's method, path and body, which the
+ * stored key must match.  It may run in a thread of nginx's pool: its own
+ * digest context, the shared algorithm object only read.
+ */
+static ngx_int_t
+ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
+    size_t len)
+{
+    u_char        md[EVP_MAX_MD_SIZE];
+    unsigned int  mdlen;
+    ngx_int_t     rc;
+    EVP_MD_CTX   *ctx;
+
+    static const char  create[] = "POST /threads\n";
+    static const char  message[] = "POST /threads/";
+    static const char  tail[] = "/messages\n";
+
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (!EVP_DigestInit_ex(ctx, ngx_http_threads_sha256, NULL)) {
+        goto done;
+    }
+
+    if (op->kind == NGX_HTTP_THREADS_OP_THREAD_CREATE) {
+        if (!EVP_DigestUpdate(ctx, create, sizeof(create) - 1)) {
+            goto done;
+        }
+
+    } else if (!EVP_DigestUpdate(ctx, message, sizeof(message) - 1)
+               || !EVP_DigestUpdate(ctx, op->thread_id.data,
+                                    op->thread_id.len)
+               || !EVP_DigestUpdate(ctx, tail, sizeof(tail) - 1))
+    {
+        goto done;
+    }
+
+    if ((len && !EVP_DigestUpdate(ctx, body, len))
+        || !EVP_DigestFinal_ex(ctx, md, &mdlen)
+        || mdlen * 2 + 1 > sizeof(op->idem_digest))
+    {
+        goto done;
+    }
+
+    *ngx_hex_dump(op->idem_digest, md, mdlen) = '\0';
+    rc = NGX_OK;
+
+done:
+
+    EVP_MD_CTX_free(ctx);
+
+    return rc;
+}
+
+
 static ngx_int_t
 ngx_http_threads_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc, kind;
-    ngx_str_t                     path, owner, segs[4];
+    ngx_str_t                     path, owner, segs[4], key;
     ngx_uint_t                    n;
     thr_error_t                   err;
     ngx_http_threads_op_t        *op;
@@ -661,9 +829,30 @@ ngx_http_threads_handler(ngx_http_request_t *r)
                                        "message");
     }
 
+    ngx_str_null(&key);
+
+    if (kind == NGX_HTTP_THREADS_OP_THREAD_CREATE
+        || kind == NGX_HTTP_THREADS_OP_MESSAGE_CREATE)
+    {
+        rc = ngx_http_threads_idem_key(r, &key, &err);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_threads_send_error(r, &err);
+        }
+    }
+
     op = ngx_http_threads_op_create(r, kind);
     if (op == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (key.len) {
+        op->idem_key = key;
+        *ngx_sprintf(op->idem_ttl, "%T", acf->idempotency_ttl) = '\0';
     }
 
     op->owner = owner;
@@ -793,6 +982,11 @@ ngx_http_threads_body_validate(ngx_http_threads_op_t *op, ngx_chain_t *bufs)
 
     if (ngx_http_threads_body_gather(bufs, &data, &len, &copy) != NGX_OK) {
         /* a temporary file that cannot be read back: a server fault */
+        op->rc = THR_NOMEM;
+
+    } else if (op->idem_key.len
+               && ngx_http_threads_idem_digest(op, data, len) != NGX_OK)
+    {
         op->rc = THR_NOMEM;
 
     } else {

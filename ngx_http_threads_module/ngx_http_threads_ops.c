@@ -32,7 +32,12 @@ enum {
     NGX_HTTP_THREADS_STMT_MESSAGE_RETRIEVE,
     NGX_HTTP_THREADS_STMT_MESSAGE_MODIFY,
     NGX_HTTP_THREADS_STMT_MESSAGE_DELETE,
-    NGX_HTTP_THREADS_STMT_MESSAGE_LIST      /* 4 variants */
+    NGX_HTTP_THREADS_STMT_MESSAGE_LIST,     /* 4 variants */
+
+    /* creates with an Idempotency-Key */
+    NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED =
+        NGX_HTTP_THREADS_STMT_MESSAGE_LIST + 4,
+    NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED
 };
 
 
@@ -60,6 +65,16 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
     { "threads_message_list_af", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AF, 7, 1 },
     { "threads_message_list_db", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DB, 7, 1 },
     { "threads_message_list_ab", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AB, 7, 1 },
+
+    /*
+     * Keyed creates are safe to send twice: a second one that finds the
+     * first committed replays its answer, one that finds it running is
+     * "busy" (409).
+     */
+    { "threads_thread_create_keyed", NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED,
+      8, 1 },
+    { "threads_message_create_keyed",
+      NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED, 7, 1 },
 };
 
 
@@ -375,6 +390,14 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         ngx_http_threads_op_param(op, 2, op->body.metadata);
         ngx_http_threads_op_param(op, 3, op->body.tool_resources);
         ngx_http_threads_op_param(op, 4, op->body.messages);
+
+        if (op->idem_key.len) {
+            op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED;
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_key.data);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 7, (char *) op->idem_ttl);
+        }
+
         return THR_OK;
 
     case NGX_HTTP_THREADS_OP_THREAD_MODIFY:
@@ -421,6 +444,14 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE;
         ngx_http_threads_op_param(op, 2, op->message);
         ngx_http_threads_op_param(op, 3, (char *) op->new_id);
+
+        if (op->idem_key.len) {
+            op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED;
+            ngx_http_threads_op_param(op, 4, (char *) op->idem_key.data);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_ttl);
+        }
+
         return THR_OK;
 
     case NGX_HTTP_THREADS_OP_MESSAGE_MODIFY:
@@ -575,6 +606,87 @@ ngx_http_threads_op_clear_result(void *data)
 }
 
 
+/*
+ * The row of a keyed create (see ngx_http_threads_sql.h): NGX_OK when its
+ * body is to be sent (a replay marked so), else the error was answered
+ * and its code is in *rc.
+ */
+static ngx_int_t
+ngx_http_threads_op_keyed(ngx_http_request_t *r, ngx_http_threads_op_t *op,
+    PGresult *res, ngx_int_t *rc)
+{
+    char         *state;
+    thr_error_t   err;
+
+    if (PQntuples(res) != 1 || PQnfields(res) != 2 || PQgetisnull(res, 0, 1)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "threads: a keyed create returned an unexpected row");
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
+    }
+
+    state = PQgetvalue(res, 0, 1);
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "threads: idempotency key: %s", state);
+
+    if (ngx_strcmp(state, "new") == 0 && !PQgetisnull(res, 0, 0)) {
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(state, "replay") == 0 && !PQgetisnull(res, 0, 0)) {
+        if (ngx_http_threads_add_header(r, "Idempotent-Replayed", "true", 4)
+            != NGX_OK)
+        {
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ngx_strcmp(state, "missing") == 0) {
+        thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
+                      NULL, NULL, "No thread found with id '%s'.",
+                      (char *) op->thread_id.data);
+
+    } else if (ngx_strcmp(state, "reused") == 0) {
+        thr_error_set(&err, 422, "invalid_request_error",
+                      "idempotency_key_reused", NULL,
+                      "Keys for idempotent requests can only be used with "
+                      "the same method, path and body they were first used "
+                      "with. Use another key than '%s' for a different "
+                      "request.", (char *) op->idem_key.data);
+
+        if (ngx_http_threads_add_header(r, "x-should-retry", "false", 5)
+            != NGX_OK)
+        {
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
+        }
+
+    } else {
+        /* busy: the first request with this key is still in flight */
+        thr_error_set(&err, NGX_HTTP_CONFLICT, "invalid_request_error",
+                      "idempotency_key_in_use", NULL,
+                      "Another request with the Idempotency-Key '%s' is in "
+                      "progress. Retry this one after a short wait.",
+                      (char *) op->idem_key.data);
+
+        if (ngx_http_threads_add_header(r, "x-should-retry", "true", 4)
+            != NGX_OK)
+        {
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
+        }
+    }
+
+    *rc = ngx_http_threads_send_error(r, &err);
+
+    return NGX_DECLINED;
+}
+
+
 static ngx_int_t
 ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_op_t *op,
     ngx_http_threads_pg_status_e status, PGresult *res)
@@ -587,6 +699,14 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_op_t *op,
     switch (status) {
 
     case NGX_HTTP_THREADS_PG_OK:
+        if (op->stmt >= NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED
+            && op->stmt <= NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED
+            && ngx_http_threads_op_keyed(r, op, res, &rc) != NGX_OK)
+        {
+            PQclear(res);
+            return rc;
+        }
+
         if (PQntuples(res) != 1 || PQnfields(res) < 1
             || PQgetisnull(res, 0, 0))
         {
@@ -625,10 +745,32 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_op_t *op,
         return ngx_http_threads_send_error(r, &err);
 
     case NGX_HTTP_THREADS_PG_TIMEOUT:
-        thr_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "server_error",
-                      NULL, NULL,
-                      "The database did not answer in time. "
-                      "Please retry your request.");
+        /*
+         * The statement may still be applied.  Sending it again is safe
+         * for reads, modifies and keyed creates; a create without a key
+         * may then be stored twice, and the SDKs must not retry it.
+         */
+        if (op->query.stmt->idempotent) {
+            thr_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "server_error",
+                          NULL, NULL,
+                          "The database did not answer in time. "
+                          "Please retry your request.");
+            rc = ngx_http_threads_add_header(r, "x-should-retry", "true", 4);
+
+        } else {
+            thr_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "server_error",
+                          NULL, NULL,
+                          "The database did not answer in time; the write "
+                          "may or may not have been applied. Send creates "
+                          "with an Idempotency-Key to retry them safely.");
+            rc = ngx_http_threads_add_header(r, "x-should-retry", "false",
+                                             5);
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_threads_send_error(r, &err);
 
     default:

@@ -64,6 +64,16 @@ typedef struct {
     u_char                        new_id[sizeof("thread_") + THR_ID_CHARS];
     u_char                        limit[NGX_INT_T_LEN + 1];
     u_char                        budget[NGX_INT_T_LEN + 1];
+
+    /*
+     * A create's Idempotency-Key, set by the handler (key NUL-terminated,
+     * checked; len 0: none), with the digest of its method, path and body
+     * (hex SHA-256) and how long it is kept (seconds, as text).
+     */
+    ngx_str_t                     idem_key;
+    u_char                        idem_digest[2 * 32 + 1];
+    u_char                        idem_ttl[NGX_TIME_T_LEN + 1];
+
     ngx_uint_t                    stmt;
     const char                   *values[NGX_HTTP_THREADS_MAX_PARAMS];
     int                           lengths[NGX_HTTP_THREADS_MAX_PARAMS];

@@ -298,7 +298,12 @@ ngx_http_threads_set_json_headers(ngx_http_request_t *r, ngx_uint_t status,
     ngx_http_clear_etag(r);
 
     if (status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        return ngx_http_threads_add_header(r, "Retry-After", "1", 1);
+        /* nothing was written: retrying is safe, and what the SDKs do */
+        if (ngx_http_threads_add_header(r, "Retry-After", "1", 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_threads_add_header(r, "x-should-retry", "true", 4);
     }
 
     return NGX_OK;

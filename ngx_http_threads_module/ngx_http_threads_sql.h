@@ -470,4 +470,136 @@
     "WHERE t.owner = $1 AND t.id = $2"
 
 
+/*
+ * Creates with an Idempotency-Key: the key's row is written by the same
+ * statement, in the same transaction, as the thread or message it
+ * answers for.  The row is (body, state):
+ *
+ *   new     the object was created and its key stored: body is the answer
+ *   replay  the key was stored with this digest: body is the stored answer
+ *   reused  the key was stored with another digest (body NULL)
+ *   busy    another statement holds the key right now, or committed it
+ *           after this one's snapshot was taken (body NULL): retry later
+ *   missing (messages) the thread is not there (body NULL)
+ *
+ * A transaction-scoped advisory lock on (owner, key), taken without
+ * waiting, tells a request in flight; the primary key (owner, key) and
+ * ON CONFLICT make a second insert impossible whatever the timing.  An
+ * expired row is replaced in place.  The answer is built from the
+ * parameters with the json_build_object of the plain statement, so that
+ * it is byte for byte what a retrieve returns.  Once the key's row is
+ * written (o reads i), one keyed create in 8 (by the key's hash) deletes
+ * up to 32 expired keys of the same owner, 4 per create on average,
+ * through the (owner, expires_at) index (the other 7 skip the scan
+ * altogether, a measurable part of the statement): o is materialized, so
+ * that it is read once (a subquery rescanned by a join would find the
+ * rows it deleted locked no more and go on to the next ones), and SKIP
+ * LOCKED never waits, so two pruning creates cannot deadlock.
+ */
+
+/*
+ * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages, $6 key,
+ * $7 digest, $8 seconds the key is kept.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED \
+    "WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext($1)," \
+    " hashtext($6)) AS got), " \
+    "k AS (SELECT digest, body FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND key = $6 AND expires_at > now()), " \
+    "i AS (INSERT INTO public.idempotency_keys (owner, key, digest, body," \
+    "  created_at, expires_at)" \
+    " SELECT $1, $6, $7, json_build_object('id', $2::text, 'object', 'thread'," \
+    "  'created_at', floor(extract(epoch FROM now()))::bigint," \
+    "  'metadata', $3::jsonb, 'tool_resources', $4::jsonb)::text," \
+    "  now(), now() + $8::bigint * interval '1 second'" \
+    " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
+    " ON CONFLICT (owner, key) DO UPDATE SET digest = excluded.digest," \
+    "  body = excluded.body, created_at = excluded.created_at," \
+    "  expires_at = excluded.expires_at" \
+    "  WHERE public.idempotency_keys.expires_at <= now()" \
+    " RETURNING body), " \
+    "t AS (" \
+    " INSERT INTO public.threads (owner, id, created_at, metadata, tool_resources)" \
+    " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb, $4::jsonb FROM i" \
+    " RETURNING created_at), " \
+    "m AS (" \
+    " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata)" \
+    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
+    "  e->'attachments', e->'metadata'" \
+    " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n), " \
+    "o AS MATERIALIZED (SELECT key FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND expires_at < now() AND key <> $6" \
+    "  AND hashtext($6) & 7 = 0 AND EXISTS (SELECT 1 FROM i)" \
+    " ORDER BY expires_at LIMIT 32 FOR UPDATE SKIP LOCKED), " \
+    "p AS (DELETE FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND key = ANY (ARRAY(SELECT key FROM o))" \
+    "  AND expires_at < now()) " \
+    "SELECT CASE WHEN NOT l.got THEN NULL" \
+    "  WHEN k.digest = $7 THEN k.body" \
+    "  WHEN k.digest IS NULL THEN (SELECT body FROM i) END," \
+    " CASE WHEN NOT l.got THEN 'busy'" \
+    "  WHEN k.digest = $7 THEN 'replay'" \
+    "  WHEN k.digest IS NOT NULL THEN 'reused'" \
+    "  WHEN EXISTS (SELECT 1 FROM i) THEN 'new'" \
+    "  ELSE 'busy' END " \
+    "FROM l LEFT JOIN k ON true"
+
+/*
+ * $1 owner, $2 thread, $3 message object, $4 message id, $5 key,
+ * $6 digest, $7 seconds the key is kept.
+ */
+#define NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED \
+    "WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext($1)," \
+    " hashtext($5)) AS got), " \
+    "k AS (SELECT digest, body FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND key = $5 AND expires_at > now()), " \
+    "t AS (SELECT id FROM public.threads WHERE owner = $1 AND id = $2" \
+    " FOR KEY SHARE), " \
+    "i AS (INSERT INTO public.idempotency_keys (owner, key, digest, body," \
+    "  created_at, expires_at)" \
+    " SELECT $1, $5, $6, json_build_object('id', $4::text," \
+    "  'object', 'thread.message'," \
+    "  'created_at', floor(extract(epoch FROM now()))::bigint," \
+    "  'thread_id', $2::text," \
+    "  'status', 'completed', 'incomplete_details', NULL," \
+    "  'completed_at', floor(extract(epoch FROM now()))::bigint," \
+    "  'incomplete_at', NULL," \
+    "  'role', $3::jsonb->>'role', 'content', $3::jsonb->'content'," \
+    "  'assistant_id', NULL::text, 'run_id', NULL::text," \
+    "  'attachments', $3::jsonb->'attachments'," \
+    "  'metadata', $3::jsonb->'metadata')::text," \
+    "  now(), now() + $7::bigint * interval '1 second'" \
+    " FROM l, t WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
+    " ON CONFLICT (owner, key) DO UPDATE SET digest = excluded.digest," \
+    "  body = excluded.body, created_at = excluded.created_at," \
+    "  expires_at = excluded.expires_at" \
+    "  WHERE public.idempotency_keys.expires_at <= now()" \
+    " RETURNING body), " \
+    "m AS (INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata)" \
+    " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb->>'role', $3::jsonb->'content'," \
+    "  $3::jsonb->'attachments', $3::jsonb->'metadata' FROM i), " \
+    "o AS MATERIALIZED (SELECT key FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND expires_at < now() AND key <> $5" \
+    "  AND hashtext($5) & 7 = 0 AND EXISTS (SELECT 1 FROM i)" \
+    " ORDER BY expires_at LIMIT 32 FOR UPDATE SKIP LOCKED), " \
+    "p AS (DELETE FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND key = ANY (ARRAY(SELECT key FROM o))" \
+    "  AND expires_at < now()) " \
+    "SELECT CASE WHEN NOT l.got THEN NULL" \
+    "  WHEN k.digest = $6 THEN k.body" \
+    "  WHEN k.digest IS NULL THEN (SELECT body FROM i) END," \
+    " CASE WHEN NOT l.got THEN 'busy'" \
+    "  WHEN k.digest = $6 THEN 'replay'" \
+    "  WHEN k.digest IS NOT NULL THEN 'reused'" \
+    "  WHEN EXISTS (SELECT 1 FROM i) THEN 'new'" \
+    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'missing'" \
+    "  ELSE 'busy' END " \
+    "FROM l LEFT JOIN k ON true"
+
+
 #endif /* NGX_HTTP_THREADS_SQL_H_INCLUDED_ */

@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 2.
+-- ngx_http_threads_module storage, schema version 3.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -86,6 +86,27 @@ CREATE TABLE IF NOT EXISTS message_tombstones (
 CREATE INDEX IF NOT EXISTS threads_metadata
     ON threads USING gin (metadata jsonb_path_ops);
 
-INSERT INTO threads_schema (version) VALUES (1), (2) ON CONFLICT DO NOTHING;
+-- Version 3: idempotency keys.
+
+-- The answer to a create sent with an Idempotency-Key, replayed when the
+-- same owner sends the same key again (digest: SHA-256 of the method,
+-- the path and the body).  Keyed creates prune a few expired rows of
+-- their owner through idempotency_keys_expiry; rows of owners who stopped
+-- creating stay until pruned at will (DELETE ... WHERE expires_at < now()).
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    owner       text         NOT NULL,
+    key         text         NOT NULL,
+    digest      text         NOT NULL,
+    body        text         NOT NULL,
+    created_at  timestamptz  NOT NULL DEFAULT now(),
+    expires_at  timestamptz  NOT NULL,
+    PRIMARY KEY (owner, key)
+);
+
+CREATE INDEX IF NOT EXISTS idempotency_keys_expiry
+    ON idempotency_keys (owner, expires_at);
+
+INSERT INTO threads_schema (version) VALUES (1), (2), (3)
+    ON CONFLICT DO NOTHING;
 
 COMMIT;

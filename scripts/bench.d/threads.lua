@@ -1,5 +1,5 @@
 -- wrk script for scripts/bench.  One file for every workload, named by
--- BENCH_WORKLOAD: seed, create, retrieve, modify, delete, mix,
+-- BENCH_WORKLOAD: seed, create, create-keyed, retrieve, modify, delete, mix,
 -- message-create, list.
 -- wrk runs this file once in its main Lua state (setup, done) and once per
 -- thread (init, request, response), so counters are per thread and done()
@@ -23,11 +23,12 @@ function setup(thread)
 end
 
 -- thread state
-local ids, n, out = {}, 0, nil
+local ids, n, out, started = {}, 0, nil, 0
 ok, non2xx, notfound = 0, 0, 0
 
 function init(args)
-    math.randomseed(os.time() * 100 + tid)
+    started = os.time()
+    math.randomseed(started * 100 + tid)
     if workload ~= "seed" then
         for line in io.lines(ids_file) do ids[#ids + 1] = line end
     end
@@ -41,6 +42,19 @@ end
 local function create()
     n = n + 1
     return wrk.format("POST", "/v1/threads", headers, string.format(
+        '{"metadata":{"bench":"%s","n":"%d-%d"}}', workload, tid, n))
+end
+
+-- the same create with an Idempotency-Key never used before (the warm-up
+-- run started in another second): each one creates and stores its key
+local keyed_headers = {}
+for k, v in pairs(headers) do keyed_headers[k] = v end
+
+local function create_keyed()
+    n = n + 1
+    keyed_headers["Idempotency-Key"] = string.format("bench-%d-%d-%d",
+        started, tid, n)
+    return wrk.format("POST", "/v1/threads", keyed_headers, string.format(
         '{"metadata":{"bench":"%s","n":"%d-%d"}}', workload, tid, n))
 end
 
@@ -79,7 +93,8 @@ local function mix()             -- 70% retrieve, 20% create, 10% modify
     return modify()
 end
 
-request = ({ seed = create, create = create, retrieve = retrieve,
+request = ({ seed = create, create = create, ["create-keyed"] = create_keyed,
+             retrieve = retrieve,
              modify = modify, delete = delete, mix = mix,
              ["message-create"] = message_create, list = list })[workload]
 

@@ -1,0 +1,563 @@
+# Idempotency-Key on the creates (issue 11): a stored answer replayed byte
+# for byte, 422 for another body, 409 while the first is in flight, 400 for
+# a malformed key, keys scoped by owner, kept for threads_idempotency_ttl
+# and pruned through an index; x-should-retry on 503 and 504; the schema's
+# upgrade from version 2; and the stock Node SDK retrying a create whose
+# response was lost after its commit (t/sdk/idempotency.mjs).
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ThreadsTest;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+
+no_shuffle();
+use_api_defaults();
+
+my $PORT = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+
+# A raw HTTP/1.1 request with any headers (an empty value, a repeated one,
+# bytes HTTP::Tiny would refuse).  send_req returns the socket, read_res
+# its answer: { status, headers (lower-cased names), body (raw), json }.
+sub send_req {
+    my (%a) = @_;
+    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$PORT",
+        Timeout => 10) or die "connect: $!";
+    my $body = $a{body} // '';
+    my $h = "$a{method} $a{path} HTTP/1.1\r\nHost: localhost\r\n"
+        . "Connection: close\r\nContent-Type: application/json\r\n"
+        . "Content-Length: " . length($body) . "\r\n";
+    $h .= "Authorization: Bearer $a{key}\r\n" if defined $a{key};
+    $h .= "Idempotency-Key: $a{idem}\r\n" if defined $a{idem};
+    $h .= "$_\r\n" for @{ $a{headers} || [] };
+    print $sock "$h\r\n$body";
+    return $sock;
+}
+
+sub read_res {
+    my ($sock) = @_;
+    local $/;
+    my $raw = <$sock> // '';
+    close $sock;
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    my ($status) = ($head // '') =~ m{^HTTP/1\.\d (\d+)};
+    my %h;
+    for (split /\r\n/, $head // '') {
+        $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/;
+    }
+    my $json = eval { ThreadsTest::json()->decode($body // '') };
+    return { status => $status // 0, headers => \%h, body => $body // '',
+             json => $json };
+}
+
+sub req { read_res(send_req(@_)) }
+
+sub create {
+    my ($key, $idem, $body) = @_;
+    return req(method => 'POST', path => '/v1/threads', key => $key,
+        idem => $idem, body => $body);
+}
+
+sub threads_of {
+    my ($key) = @_;
+    return psql("SELECT count(*) FROM threads WHERE owner = '"
+        . owner_of($key) . "'");
+}
+
+sub keys_of {
+    my ($key) = @_;
+    return psql("SELECT count(*) FROM idempotency_keys WHERE owner = '"
+        . owner_of($key) . "'");
+}
+
+sub statuses {
+    my (%n);
+    $n{$_}++ for @_;
+    return join ', ', map { "$_ x $n{$_}" } sort keys %n;
+}
+
+my %scenario;
+
+$scenario{'replay'} = sub {
+    my $k = "idem-a-$$";
+    my $body = '{"metadata":{"a":"1"},"messages":[{"role":"user",'
+        . '"content":"hi"}]}';
+    my $r1 = create($k, 'key-1', $body);
+    is($r1->{status}, 200, 'a keyed create is a 200');
+    ok(!exists $r1->{headers}{'idempotent-replayed'},
+        'the first answer is not marked replayed');
+    my $id = $r1->{json} && $r1->{json}{id};
+    like($id // '', qr/^thread_\w{24}$/, 'it made a thread');
+
+    my $r2 = create($k, 'key-1', $body);
+    is($r2->{status}, 200, 'the same key and body again: 200');
+    is($r2->{headers}{'idempotent-replayed'}, 'true',
+        'with Idempotent-Replayed: true');
+    is($r2->{body}, $r1->{body}, 'the stored body, byte for byte');
+    is(threads_of($k), 1, 'nothing new was stored');
+    is(psql("SELECT count(*) FROM messages WHERE thread_id = '$id'"), 1,
+        'the initial message once');
+
+    my $get = req(method => 'GET', path => "/v1/threads/$id", key => $k);
+    is($get->{body}, $r1->{body},
+        'the keyed answer is byte for byte what a retrieve returns');
+
+    my $r3 = create($k, 'key-1', '{"metadata":{"a":"2"}}');
+    is($r3->{status}, 422, 'the same key with another body: 422');
+    is($r3->{json} && $r3->{json}{error}{code}, 'idempotency_key_reused',
+        'code idempotency_key_reused');
+    is($r3->{json} && $r3->{json}{error}{type}, 'invalid_request_error',
+        'type invalid_request_error');
+    is($r3->{headers}{'x-should-retry'}, 'false', 'x-should-retry: false');
+    is(threads_of($k), 1, 'still one thread');
+
+    my $b = "idem-b-$$";
+    my $o = create($b, 'key-1', $body);
+    is($o->{status}, 200, 'another owner with the same key: 200');
+    ok(!exists $o->{headers}{'idempotent-replayed'}, 'not a replay');
+    isnt($o->{json} && $o->{json}{id}, $id, 'its own thread');
+    is(threads_of($b), 1, 'stored for that owner');
+
+    my @plain = map { create($k, undef, $body) } 1 .. 2;
+    is(join(',', map { $_->{status} } @plain), '200,200',
+        'without a key, creates are not deduplicated');
+    is(threads_of($k), 3, 'two more threads');
+
+    # a validation error stores nothing: the body may be fixed, same key
+    my $bad = create($k, 'key-2', '{"metadata":"nope"}');
+    is($bad->{status}, 400, 'an invalid body with a key: 400');
+    is(psql("SELECT count(*) FROM idempotency_keys WHERE key = 'key-2'"), 0,
+        'and its key is not stored');
+    my $fixed = create($k, 'key-2', '{"metadata":{}}');
+    is($fixed->{status}, 200, 'the fixed body with the same key: 200');
+    ok(!exists $fixed->{headers}{'idempotent-replayed'}, 'a new create');
+
+    # messages
+    my $mbody = '{"role":"user","content":"hello","metadata":{"m":"1"}}';
+    my $m1 = req(method => 'POST', path => "/v1/threads/$id/messages",
+        key => $k, idem => 'msg-1', body => $mbody);
+    is($m1->{status}, 200, 'a keyed message create: 200');
+    my $mid = $m1->{json} && $m1->{json}{id};
+    like($mid // '', qr/^msg_\w{24}$/, 'it made a message');
+    my $m2 = req(method => 'POST', path => "/v1/threads/$id/messages",
+        key => $k, idem => 'msg-1', body => $mbody);
+    is($m2->{status}, 200, 'again: 200');
+    is($m2->{headers}{'idempotent-replayed'}, 'true', 'replayed');
+    is($m2->{body}, $m1->{body}, 'byte for byte');
+    is(psql("SELECT count(*) FROM messages WHERE thread_id = '$id'"), 2,
+        'one message added');
+    my $mget = req(method => 'GET', path => "/v1/threads/$id/messages/$mid",
+        key => $k);
+    is($mget->{body}, $m1->{body}, 'the keyed answer is what a retrieve returns');
+
+    my $other = $plain[0]{json}{id};
+    my $m3 = req(method => 'POST', path => "/v1/threads/$other/messages",
+        key => $k, idem => 'msg-1', body => $mbody);
+    is($m3->{status}, 422, 'the same key and body on another path: 422');
+    my $m4 = create($k, 'msg-1', '{}');
+    is($m4->{status}, 422, 'the same key on another route: 422');
+
+    my $gone = random_thread_id();
+    my $m5 = req(method => 'POST', path => "/v1/threads/$gone/messages",
+        key => $k, idem => 'msg-2', body => $mbody);
+    is($m5->{status}, 404, 'a keyed message to a missing thread: 404');
+    is(psql("SELECT count(*) FROM idempotency_keys WHERE key = 'msg-2'"), 0,
+        'its key is not stored');
+
+    # keys on other routes are ignored
+    my $mod = req(method => 'POST', path => "/v1/threads/$id", key => $k,
+        idem => 'key-1', body => '{"metadata":{"z":"1"}}');
+    is($mod->{status}, 200, 'a modify with a key is a plain modify');
+};
+
+$scenario{'bad-keys'} = sub {
+    my $k = "idem-bad-$$";
+    my @cases = (
+        [ 'an empty key', ['Idempotency-Key: '] ],
+        [ 'a key of 256 characters', ['Idempotency-Key: ' . ('x' x 256)] ],
+        [ 'a non-ASCII key', ["Idempotency-Key: cl\xc3\xa9"] ],
+        [ 'a control character', ["Idempotency-Key: a\x01b"] ],
+        [ 'two keys', ['Idempotency-Key: a', 'idempotency-key: b'] ],
+    );
+    for my $c (@cases) {
+        my $r = req(method => 'POST', path => '/v1/threads', key => $k,
+            headers => $c->[1], body => '{}');
+        is($r->{status}, 400, "$c->[0]: 400");
+        is($r->{json} && $r->{json}{error}{param}, 'Idempotency-Key',
+            "$c->[0]: param Idempotency-Key");
+        is($r->{json} && $r->{json}{error}{type}, 'invalid_request_error',
+            "$c->[0]: invalid_request_error");
+    }
+    my $tid = seed_thread(key => $k);
+    my $r = req(method => 'POST', path => "/v1/threads/$tid/messages",
+        key => $k, headers => ['Idempotency-Key: '],
+        body => '{"role":"user","content":"x"}');
+    is($r->{status}, 400, 'a message create with an empty key: 400');
+    is(threads_of($k), 1, 'nothing was created');
+
+    my $long = join '', map { chr(32 + $_ % 95) } 0 .. 254;
+    $r = create($k, $long, '{}');
+    is($r->{status}, 200, '255 printable characters (space, quotes, '
+        . 'backslash included) are a key');
+    my $again = create($k, $long, '{}');
+    is($again->{headers}{'idempotent-replayed'}, 'true', 'and replay');
+    is($again->{body}, $r->{body}, 'the same body');
+    my $r2 = create($k, 'k', '{}');
+    is($r2->{status}, 200, 'a 1-character key');
+};
+
+$scenario{'in-flight'} = sub {
+    my $k = "idem-busy-$$";
+    my $o = owner_of($k);
+    my $flag = "/tmp/threads-idem-$$";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
+            or POSIX::_exit(1);
+        print $p "BEGIN; SELECT pg_advisory_xact_lock(hashtext('$o'),"
+            . " hashtext('busy-1'));\n\\o $flag\nSELECT 1;\n\\o\n"
+            . "SELECT pg_sleep(1.5); COMMIT;\n";
+        close $p;
+        POSIX::_exit(0);
+    }
+    wait_for(sub { -e $flag }, 5) or die "the advisory lock was not taken\n";
+    unlink $flag;
+    my $r = create($k, 'busy-1', '{}');
+    is($r->{status}, 409, 'a key held by a request in flight: 409');
+    is($r->{json} && $r->{json}{error}{code}, 'idempotency_key_in_use',
+        'code idempotency_key_in_use');
+    is($r->{headers}{'x-should-retry'}, 'true', 'x-should-retry: true');
+    is(threads_of($k), 0, 'nothing was stored');
+    is(keys_of($k), 0, 'not even the key');
+    waitpid($pid, 0);
+    $r = create($k, 'busy-1', '{}');
+    is($r->{status}, 200, 'once it is done, the retry creates');
+    is(threads_of($k), 1, 'one thread');
+};
+
+$scenario{'concurrent'} = sub {
+    my $k = "idem-conc-$$";
+    my $body = '{"metadata":{"same":"body"}}';
+    my @socks = map { send_req(method => 'POST', path => '/v1/threads',
+        key => $k, idem => 'one-key', body => $body) } 1 .. 50;
+    my @r = map { read_res($_) } @socks;
+    my @st = map { $_->{status} } @r;
+    my @ok = grep { $_->{status} == 200 } @r;
+    is(scalar(grep { $_ != 200 && $_ != 409 } @st), 0,
+        '50 concurrent identical creates: each a 200 or a 409 ('
+        . statuses(@st) . ')');
+    ok(@ok >= 1, 'at least one 200');
+    is(threads_of($k), 1, 'exactly one thread was stored');
+    my %ids = map { (($_->{json} && $_->{json}{id}) // 'none') => 1 } @ok;
+    is(scalar(keys %ids), 1, 'every 200 carries the same id');
+    is(scalar(grep { !exists $_->{headers}{'idempotent-replayed'} } @ok), 1,
+        'exactly one 200 is the original, the others replays');
+    my %bodies = map { $_->{body} => 1 } @ok;
+    is(scalar(keys %bodies), 1, 'with the same body');
+    is(scalar(grep { $_->{status} == 409
+                     && ($_->{json}{error}{code} // '')
+                        eq 'idempotency_key_in_use' } @r),
+        scalar(grep { $_ == 409 } @st), 'every 409 says in use');
+    # the SDK's way: retry the 409s until they replay
+    my $end = time + 10;
+    my @busy = grep { $_->{status} == 409 } @r;
+    while (@busy && time < $end) {
+        sleep 0.1;
+        @busy = grep { $_->{status} == 409 }
+            map { create($k, 'one-key', $body) } @busy;
+    }
+    is(scalar(@busy), 0, 'retried, the 409s get the stored answer');
+    is(threads_of($k), 1, 'still one thread');
+};
+
+$scenario{'expiry'} = sub {
+    my $k = "idem-ttl-$$";
+    my $o = owner_of($k);
+    my $r1 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
+    is($r1->{status}, 200, 'a keyed create');
+    is(psql("SELECT extract(epoch FROM expires_at - created_at)::int"
+        . " FROM idempotency_keys WHERE owner = '$o' AND key = 'ttl-1'"), 2,
+        'kept for threads_idempotency_ttl');
+    sleep 2.2;
+    my $r2 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
+    is($r2->{status}, 200, 'once expired, the key serves a new create');
+    ok(!exists $r2->{headers}{'idempotent-replayed'}, 'not a replay');
+    isnt($r2->{json}{id}, $r1->{json}{id}, 'a new thread');
+    my $r3 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
+    is($r3->{headers}{'idempotent-replayed'}, 'true',
+        'the replaced key replays the new answer');
+    is($r3->{body}, $r2->{body}, 'byte for byte');
+
+    # pruning: one keyed create in 8 (by the key's hash) deletes up to 32
+    # expired keys of its owner, by index; other owners' keys stay
+    my @gate = split ' ', psql("SELECT string_agg(k, ' ') FROM (SELECT"
+        . " 'prune-' || i AS k FROM generate_series(1, 1000) i"
+        . " WHERE hashtext('prune-' || i) & 7 = 0 LIMIT 3) x");
+    my ($skip) = psql("SELECT 'skip-' || i FROM generate_series(1, 1000) i"
+        . " WHERE hashtext('skip-' || i) & 7 <> 0 LIMIT 1");
+    psql("INSERT INTO idempotency_keys (owner, key, digest, body,"
+        . " created_at, expires_at) SELECT '$o', 'old-' || i, 'd', '{}',"
+        . " now() - interval '2 days', now() - interval '1 day' + i * interval '1 s'"
+        . " FROM generate_series(1, 40) i");
+    psql("INSERT INTO idempotency_keys (owner, key, digest, body,"
+        . " created_at, expires_at) SELECT 'other-' || i, 'k', 'd', '{}',"
+        . " now() - interval '2 days', now() - interval '1 day'"
+        . " FROM generate_series(1, 5000) i; ANALYZE idempotency_keys");
+    my $old = sub {
+        psql("SELECT count(*) FROM idempotency_keys WHERE owner = '$o'"
+            . " AND key LIKE 'old-%'");
+    };
+    my $stats = sub {
+        psql("SELECT coalesce(seq_scan, 0) || ' ' || coalesce(("
+            . "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname"
+            . " = 'idempotency_keys_expiry'), 0) FROM pg_stat_user_tables"
+            . " WHERE relname = 'idempotency_keys'");
+    };
+    my ($seq0, $idx0) = split ' ', $stats->();
+    is(create($k, $skip, '{}')->{status}, 200, "a keyed create ($skip)");
+    is($old->(), 40, 'the 7 creates in 8 that do not prune leave them');
+    is(create($k, $gate[0], '{}')->{status}, 200, "a keyed create ($gate[0])");
+    is($old->(), 8, 'one that prunes deletes 32 expired keys');
+    is(psql("SELECT min(substr(key, 5)::int) FROM idempotency_keys"
+        . " WHERE owner = '$o' AND key LIKE 'old-%'"), 33, 'the oldest first');
+    create($k, $_, '{}') for @gate[1, 2];
+    is($old->(), 0, 'the next one deletes the rest');
+    my ($seq, $idx);
+    # statistics reach the views within a few seconds
+    ok(wait_for(sub { ($seq, $idx) = split ' ', $stats->(); $idx >= $idx0 + 3 },
+        15), 'each pruning create went through the (owner, expires_at) index');
+    is($seq, $seq0, 'no keyed create scanned the whole table');
+    is(psql("SELECT count(*) FROM idempotency_keys WHERE owner LIKE"
+        . " 'other-%'"), 5000, 'other owners\' keys are untouched');
+    psql("DELETE FROM idempotency_keys WHERE owner LIKE 'other-%'");
+};
+
+# A create held by a lock past threads_pg_query_timeout: a 504 whose write
+# may still be applied.
+$scenario{'timeout'} = sub {
+    my $k = "idem-504-$$";
+    my $flag = "/tmp/threads-idem-lock-$$";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
+            or POSIX::_exit(1);
+        print $p "BEGIN; LOCK TABLE threads IN SHARE MODE;\n\\o $flag\n"
+            . "SELECT 1;\n\\o\nSELECT pg_sleep(1.5); COMMIT;\n";
+        close $p;
+        POSIX::_exit(0);
+    }
+    wait_for(sub { -e $flag }, 5) or die "the table lock was not taken\n";
+    unlink $flag;
+    my $plain = send_req(method => 'POST', path => '/v1/threads', key => $k,
+        body => '{"metadata":{"p":"1"}}');
+    my $keyed = send_req(method => 'POST', path => '/v1/threads', key => $k,
+        idem => 'slow-1', body => '{"metadata":{"p":"2"}}');
+    my ($p, $q) = map { read_res($_) } $plain, $keyed;
+    is($p->{status}, 504, 'a create without a key past the query timeout: 504');
+    is($p->{headers}{'x-should-retry'}, 'false',
+        'x-should-retry: false (its outcome is unknown)');
+    is($p->{json} && $p->{json}{error}{type}, 'server_error', 'a server_error');
+    is($q->{status}, 504, 'a keyed one too');
+    is($q->{headers}{'x-should-retry'}, 'true', 'but x-should-retry: true');
+    waitpid($pid, 0);
+    my $r;
+    ok(wait_for(sub {
+        $r = create($k, 'slow-1', '{"metadata":{"p":"2"}}');
+        $r->{status} == 200 }, 5), 'the keyed retry succeeds');
+    is($r->{headers}{'idempotent-replayed'}, 'true',
+        'with the answer of the write the 504 hid');
+    ok(wait_for(sub { threads_of($k) == 2 }, 5),
+        'the unkeyed write was applied too (a blind retry would duplicate)');
+    is(psql("SELECT count(*) FROM threads WHERE owner = '" . owner_of($k)
+        . "' AND metadata->>'p' = '2'"), 1, 'the keyed one once');
+};
+
+$scenario{'unavailable'} = sub {
+    my $r = create("idem-503-$$", 'down-1', '{}');
+    is($r->{status}, 503, 'no database: 503');
+    is($r->{headers}{'retry-after'}, '1', 'Retry-After: 1');
+    is($r->{headers}{'x-should-retry'}, 'true', 'x-should-retry: true');
+};
+
+# schema version 2 (scripts/schema.sql before this change), then upgraded
+(my $v2 = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=threads_v2/;
+{
+    (my $admin = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=postgres/;
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $admin;
+    psql('DROP DATABASE IF EXISTS threads_v2');
+    psql('CREATE DATABASE threads_v2');
+    $ENV{TEST_NGINX_THREADS_V2_CONNINFO} = $v2;
+}
+sub apply_schema {
+    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $_[0], '-f',
+        'scripts/schema.sql') == 0 or die "schema.sql failed\n";
+}
+apply_schema($v2);
+{
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
+    psql("DROP TABLE idempotency_keys; DELETE FROM threads_schema"
+        . " WHERE version = 3");
+    seed_thread(key => 'k1', id => 'thread_' . ('W' x 24));
+}
+
+$scenario{'upgrade'} = sub {
+    my $r = create('k1', 'up-1', '{}');
+    is($r->{status}, 503, 'on a version 2 schema a keyed create is a 503');
+    apply_schema($v2);
+    apply_schema($v2);
+    ok(wait_for(sub { $r = create('k1', 'up-1', '{}'); $r->{status} == 200 },
+        5), 'scripts/schema.sql (applied twice) upgrades it: keyed creates'
+        . ' work');
+    my $again = create('k1', 'up-1', '{}');
+    is($again->{headers}{'idempotent-replayed'}, 'true', 'and replay');
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
+    is(psql("SELECT count(*) FROM threads WHERE id = 'thread_" . ('W' x 24)
+        . "'"), 1, 'the version 2 data was kept');
+    is(psql('SELECT max(version) FROM threads_schema'), 3,
+        'the schema says version 3');
+};
+
+$scenario{'sdk'} = sub {
+    SKIP: {
+        skip 'the OpenAI Node SDK is not installed', 2
+            if !-d 't/sdk/node_modules/openai'
+               || system('node --version >/dev/null 2>&1') != 0;
+        my $out = `node t/sdk/idempotency.mjs http://127.0.0.1:$PORT/v1 2>&1`;
+        is($?, 0, 'the SDK idempotency checks pass') or diag($out);
+        like($out, qr/^ok \d+ - the SDK retry with a key stores one thread$/m,
+            'the SDK\'s retry after a lost response stored one thread');
+    }
+};
+
+run_scenarios(\%scenario);
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: replays, another body, another owner, messages, validation
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: replay
+--- error_code: 404
+--- timeout: 30
+--- no_error_log
+[error]
+[alert]
+
+=== TEST 2: malformed keys are a 400 naming Idempotency-Key
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: bad-keys
+--- error_code: 404
+--- timeout: 30
+--- no_error_log
+[error]
+[alert]
+
+=== TEST 3: a key in flight is a 409
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: in-flight
+--- error_code: 404
+--- timeout: 30
+--- no_error_log
+[error]
+[alert]
+
+=== TEST 4: 50 concurrent identical creates with one key store one thread
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: concurrent
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[error]
+[alert]
+
+=== TEST 5: keys expire after threads_idempotency_ttl and are pruned by index
+--- config
+    threads_json_errors on;
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        threads_idempotency_ttl 2s;
+    }
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: expiry
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[error]
+[alert]
+
+=== TEST 6: a 504 says whether a retry is safe
+--- http_config eval
+$ThreadsTest::HTTP_CONFIG . "    threads_pg_query_timeout 400ms;\n"
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: timeout
+--- error_code: 404
+--- timeout: 30
+--- no_error_log
+[alert]
+
+=== TEST 7: a 503 says retry
+--- http_config
+    map $http_authorization $threads_api_key {
+        "~^Bearer\s+(?<key>\S+)\s*$"  $key;
+        default                          "";
+    }
+    threads_pg_conninfo "host=127.0.0.1 port=1 dbname=threads_test user=postgres";
+    threads_pg_connect_timeout 1s;
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: unavailable
+--- error_code: 503
+--- response_headers
+Retry-After: 1
+x-should-retry: true
+--- timeout: 30
+--- no_error_log
+[alert]
+
+=== TEST 8: a version 2 schema is upgraded by scripts/schema.sql
+--- http_config eval
+(my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_V2_CONNINFO/;
+$c
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: upgrade
+--- error_code: 503
+--- timeout: 30
+--- error_log
+the database has schema version 2, this module needs 3
+--- no_error_log
+[alert]
+
+=== TEST 9: the stock Node SDK retries a create whose response was lost
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: sdk
+--- error_code: 404
+--- timeout: 90
+--- no_error_log
+[alert]
