@@ -1801,7 +1801,11 @@ ngx_http_threads_pg_list_add(ngx_array_t *out, const char *s, size_t len)
     }
 
     *p++ = ',';
-    ngx_memcpy(p, s, len);
+
+    if (len) {
+        /* an entry may be empty, and its text then NULL */
+        ngx_memcpy(p, s, len);
+    }
 
     return NGX_OK;
 }
