@@ -181,7 +181,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 60
 --- error_log
-this module needs 2: apply scripts/schema.sql
+this module needs 4: apply scripts/schema.sql
 --- no_error_log
 [alert]
 
@@ -197,7 +197,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 60
 --- error_log
-the database has schema version 1, this module needs 2
+the database has schema version 1, this module needs 4
 --- no_error_log
 [alert]
 
