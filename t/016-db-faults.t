@@ -114,8 +114,8 @@ $scenario{'v1-schema'} = sub {
     ($st, $body) = api('GET', '/v1/threads', undef, 'k1');
     is($st, 200, 'listings work after the upgrade');
     is(ref $body && $body->{data}[0]{id}, $V1_THREAD, 'and list the old thread');
-    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 2,
-        'the schema says version 2');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 4,
+        'the schema says version 4');
 };
 
 # Sessions are killed (57P01) while statements wait in them.
