@@ -19,6 +19,9 @@
 
 #define THR_LIST_MESSAGES       0
 #define THR_LIST_THREADS        1
+/* GET /conversations/{id}/items: limit, order, after, before (include and
+ * other parameters are ignored) */
+#define THR_LIST_ITEMS          2
 
 #define THR_LIST_LIMIT_DEFAULT  20
 #define THR_LIST_LIMIT_MAX      100

@@ -409,6 +409,14 @@ ngx_http_threads_route_path(ngx_http_request_t *r, ngx_str_t *path)
                 path->len = last - path->data;
                 return NGX_OK;
             }
+
+            if (p + 14 <= last && ngx_strncmp(p, "/conversations", 14) == 0
+                && (p + 14 == last || p[14] == '/'))
+            {
+                path->data = p + 1;
+                path->len = last - path->data;
+                return NGX_OK;
+            }
         }
 
         return NGX_DECLINED;
@@ -465,6 +473,49 @@ static ngx_http_threads_route_t  ngx_http_threads_routes[] = {
     { 4, "GET, POST, DELETE", NGX_HTTP_THREADS_OP_MESSAGE_RETRIEVE,
       NGX_HTTP_THREADS_OP_MESSAGE_MODIFY, NGX_HTTP_THREADS_OP_MESSAGE_DELETE }
 };
+
+static ngx_http_threads_route_t  ngx_http_threads_conv_routes[] = {
+    /* /conversations */
+    { 1, "GET, POST", NGX_HTTP_THREADS_OP_CONVERSATION_LIST,
+      NGX_HTTP_THREADS_OP_CONVERSATION_CREATE, -1 },
+    /* /conversations/{conversation_id} */
+    { 2, "GET, POST, DELETE", NGX_HTTP_THREADS_OP_CONVERSATION_RETRIEVE,
+      NGX_HTTP_THREADS_OP_CONVERSATION_MODIFY,
+      NGX_HTTP_THREADS_OP_CONVERSATION_DELETE },
+    /* /conversations/{conversation_id}/items */
+    { 3, "GET, POST", NGX_HTTP_THREADS_OP_ITEM_LIST,
+      NGX_HTTP_THREADS_OP_ITEM_CREATE, -1 },
+    /* /conversations/{conversation_id}/items/{item_id} */
+    { 4, "GET, DELETE", NGX_HTTP_THREADS_OP_ITEM_RETRIEVE, -1,
+      NGX_HTTP_THREADS_OP_ITEM_DELETE }
+};
+
+/* /threads/{thread_id}/conversation: the thread made a conversation */
+static ngx_http_threads_route_t  ngx_http_threads_convert_route =
+    { 3, "POST", -1, NGX_HTTP_THREADS_OP_THREAD_CONVERT, -1 };
+
+
+/*
+ * The route of a conversation path (segs[0] is "conversations"), or of a
+ * thread's conversion; NULL when there is none.
+ */
+static ngx_http_threads_route_t *
+ngx_http_threads_conv_route(ngx_str_t *segs, ngx_uint_t n)
+{
+    if (segs[0].len == 7) {
+        return (n == 3 && segs[2].len == 12
+                && ngx_strncmp(segs[2].data, "conversation", 12) == 0)
+               ? &ngx_http_threads_convert_route : NULL;
+    }
+
+    if (n > 2 && (segs[2].len != 5
+                  || ngx_strncmp(segs[2].data, "items", 5) != 0))
+    {
+        return NULL;
+    }
+
+    return &ngx_http_threads_conv_routes[n - 1];
+}
 
 
 /*
@@ -724,7 +775,7 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc, kind;
     ngx_str_t                     path, owner, segs[4], key;
-    ngx_uint_t                    n;
+    ngx_uint_t                    n, conv;
     thr_error_t                   err;
     ngx_http_threads_op_t        *op;
     ngx_http_threads_route_t     *route;
@@ -769,16 +820,33 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     n = ngx_http_threads_split(&path, segs);
 
-    if (n == 0
-        || ngx_http_threads_encoded_slash(r)
-        || segs[0].len != 7 || ngx_strncmp(segs[0].data, "threads", 7) != 0
-        || (n > 2 && (segs[2].len != 8
-                      || ngx_strncmp(segs[2].data, "messages", 8) != 0)))
-    {
+    conv = (n != 0 && segs[0].len == 13
+            && ngx_strncmp(segs[0].data, "conversations", 13) == 0);
+
+    if (n == 0 || ngx_http_threads_encoded_slash(r)) {
         return ngx_http_threads_invalid_url(r);
     }
 
-    route = &ngx_http_threads_routes[n - 1];
+    if (conv) {
+        route = ngx_http_threads_conv_route(segs, n);
+
+    } else if (segs[0].len != 7
+               || ngx_strncmp(segs[0].data, "threads", 7) != 0)
+    {
+        route = NULL;
+
+    } else if (n > 2 && (segs[2].len != 8
+                         || ngx_strncmp(segs[2].data, "messages", 8) != 0))
+    {
+        route = ngx_http_threads_conv_route(segs, n);
+
+    } else {
+        route = &ngx_http_threads_routes[n - 1];
+    }
+
+    if (route == NULL) {
+        return ngx_http_threads_invalid_url(r);
+    }
 
     switch (r->method) {
     case NGX_HTTP_GET:
@@ -812,7 +880,24 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     ngx_http_threads_metrics_request(r, kind);
 
-    if (n >= 2
+    if (conv && n >= 2
+        && !thr_id_is_valid((char *) segs[1].data, segs[1].len, "conv_"))
+    {
+        return ngx_http_threads_bad_id(r, &segs[1], "conv", "conversation_id",
+                                       "conversation");
+    }
+
+    if (conv && n == 4
+        && !thr_item_id_is_valid((char *) segs[3].data, segs[3].len))
+    {
+        /* never made here: an item id is a known prefix and 24 more */
+        thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
+                      NULL, NULL, "No item found with id '%.*s'.",
+                      (int) segs[3].len, segs[3].data);
+        return ngx_http_threads_send_error(r, &err);
+    }
+
+    if (!conv && n >= 2
         && !thr_id_is_valid((char *) segs[1].data, segs[1].len, "thread_"))
     {
         /* never made here: no need to ask the database */
@@ -820,7 +905,7 @@ ngx_http_threads_handler(ngx_http_request_t *r)
                                        "thread");
     }
 
-    if (n == 4
+    if (!conv && n == 4
         && (segs[3].len < 3 || ngx_strncmp(segs[3].data, "msg", 3) != 0))
     {
         /* a malformed one with the prefix may still be a 404 of its

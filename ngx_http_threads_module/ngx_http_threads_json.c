@@ -29,7 +29,6 @@
 #include "ngx_http_threads_utf8.h"
 
 
-#define THR_PATH_LEN  sizeof(((thr_error_t *) 0)->param)
 
 #define THR_PARSE_MESSAGE                                                     \
     "We could not parse the JSON body of your request. (HINT: This likely "   \
@@ -44,13 +43,6 @@
 /* what json_load_callback() is fed at a time: the most a parse can go on
  * after its budget is spent */
 #define THR_LOAD_CHUNK  1024
-
-
-typedef struct {
-    thr_error_t  *err;
-    size_t        len;
-    char          path[THR_PATH_LEN];
-} thr_ctx_t;
 
 
 /* the size of a block from thr_mem_alloc(), before it; keeps alignment */
@@ -76,64 +68,25 @@ typedef struct {
 } thr_out_t;
 
 
-typedef int (*thr_check_pt)(thr_ctx_t *ctx, json_t *v, json_t **out);
-
-
-typedef struct {
-    const char   *names[4];
-    const char   *list;             /* the names, as the error shows them */
-} thr_enum_t;
-
-
 static void thr_error_vset(thr_error_t *err, unsigned status,
     const char *type, const char *code, const char *param, const char *fmt,
     va_list args);
 static json_t *thr_json_text(const char *s);
-
-static size_t thr_path_key(thr_ctx_t *ctx, const char *key);
-static size_t thr_path_index(thr_ctx_t *ctx, size_t i);
 static void thr_path_add(thr_ctx_t *ctx, const char *s, size_t n);
-static void thr_path_pop(thr_ctx_t *ctx, size_t mark);
 
-static int thr_fail(thr_ctx_t *ctx, const char *code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static int thr_bad_type(thr_ctx_t *ctx, json_t *v, const char *expected);
-static int thr_missing(thr_ctx_t *ctx);
-static int thr_too_long(thr_ctx_t *ctx, size_t max, size_t n);
-static int thr_too_many(thr_ctx_t *ctx, size_t max, size_t n);
 static const char *thr_type_name(json_t *v);
 
 static void thr_json_init_once(void);
 static void *thr_mem_alloc(size_t n);
 static void thr_mem_free(void *p);
 static size_t thr_feed(void *buf, size_t n, void *data);
-static int thr_load(const char *body, size_t len, json_t **root,
-    thr_error_t *err);
-static int thr_dump(json_t *v, char **out);
 static char *thr_dumps(json_t *v);
 static int thr_write(thr_out_t *out, json_t *v);
 static void thr_write_string(thr_out_t *out, const char *s, size_t len);
 static void thr_put(thr_out_t *out, const char *s, size_t n);
-static json_t *thr_pair(const char *k1, json_t *v1, const char *k2,
-    json_t *v2);
-static int thr_member(thr_ctx_t *ctx, json_t *obj, const char *key,
-    thr_check_pt check, json_t **out);
-static int thr_check_keys(thr_ctx_t *ctx, json_t *obj,
-    const char *const *names);
-static int thr_map(thr_ctx_t *ctx, json_t *v, thr_check_pt each,
-    json_t **out);
-static int thr_list(thr_ctx_t *ctx, json_t *v, size_t max,
-    thr_check_pt each, json_t **out);
-static int thr_need_string(thr_ctx_t *ctx, json_t *v, size_t max);
-static int thr_enum(thr_ctx_t *ctx, json_t *v, const thr_enum_t *e,
-    json_t **out);
 
 static int thr_thread(const char *body, size_t len, int create,
     thr_thread_req_t *req, thr_error_t *err);
-static int thr_metadata(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_tool_resources(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_code_interpreter(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_file_search(thr_ctx_t *ctx, json_t *v, json_t **out);
@@ -151,9 +104,7 @@ static int thr_image_url(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_image(thr_ctx_t *ctx, json_t *v, const char *id_key,
     thr_check_pt id_check, json_t **out);
 static int thr_detail(thr_ctx_t *ctx, json_t *v, json_t **out);
-static int thr_file_id(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_vector_store_id(thr_ctx_t *ctx, json_t *v, json_t **out);
-static int thr_url(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_attachments(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_attachment(thr_ctx_t *ctx, json_t *v, json_t **out);
 static int thr_tools(thr_ctx_t *ctx, json_t *v, json_t **out);
@@ -481,7 +432,7 @@ thr_json_text(const char *s)
 
 /* paths: "messages[0].content[1].text" */
 
-static size_t
+size_t
 thr_path_key(thr_ctx_t *ctx, const char *key)
 {
     size_t  mark;
@@ -498,7 +449,7 @@ thr_path_key(thr_ctx_t *ctx, const char *key)
 }
 
 
-static size_t
+size_t
 thr_path_index(thr_ctx_t *ctx, size_t i)
 {
     int     n;
@@ -531,7 +482,7 @@ thr_path_add(thr_ctx_t *ctx, const char *s, size_t n)
 }
 
 
-static void
+void
 thr_path_pop(thr_ctx_t *ctx, size_t mark)
 {
     ctx->len = mark;
@@ -541,7 +492,7 @@ thr_path_pop(thr_ctx_t *ctx, size_t mark)
 
 /* validation errors: 400, invalid_request_error, param = ctx->path */
 
-static int
+int
 thr_fail(thr_ctx_t *ctx, const char *code, const char *fmt, ...)
 {
     va_list  args;
@@ -555,7 +506,7 @@ thr_fail(thr_ctx_t *ctx, const char *code, const char *fmt, ...)
 }
 
 
-static int
+int
 thr_bad_type(thr_ctx_t *ctx, json_t *v, const char *expected)
 {
     return thr_fail(ctx, "invalid_type",
@@ -564,7 +515,7 @@ thr_bad_type(thr_ctx_t *ctx, json_t *v, const char *expected)
 }
 
 
-static int
+int
 thr_missing(thr_ctx_t *ctx)
 {
     return thr_fail(ctx, "missing_required_parameter",
@@ -572,7 +523,7 @@ thr_missing(thr_ctx_t *ctx)
 }
 
 
-static int
+int
 thr_too_long(thr_ctx_t *ctx, size_t max, size_t n)
 {
     return thr_fail(ctx, "string_above_max_length",
@@ -582,7 +533,7 @@ thr_too_long(thr_ctx_t *ctx, size_t max, size_t n)
 }
 
 
-static int
+int
 thr_too_many(thr_ctx_t *ctx, size_t max, size_t n)
 {
     return thr_fail(ctx, "array_above_max_length",
@@ -712,7 +663,7 @@ thr_feed(void *buf, size_t n, void *data)
 }
 
 
-static int
+int
 thr_load(const char *body, size_t len, json_t **root, thr_error_t *err)
 {
     size_t        i, start;
@@ -811,7 +762,7 @@ thr_load(const char *body, size_t len, json_t **root, thr_error_t *err)
 
 /* v == NULL (absent) gives NULL (leave as is). */
 
-static int
+int
 thr_dump(json_t *v, char **out)
 {
     if (v == NULL) {
@@ -1024,7 +975,7 @@ thr_put(thr_out_t *out, const char *s, size_t n)
 
 /* {k1: v1, k2: v2} with new references to both; NULL if out of memory. */
 
-static json_t *
+json_t *
 thr_pair(const char *k1, json_t *v1, const char *k2, json_t *v2)
 {
     json_t  *obj;
@@ -1043,7 +994,7 @@ thr_pair(const char *k1, json_t *v1, const char *k2, json_t *v2)
 }
 
 
-static int
+int
 thr_member(thr_ctx_t *ctx, json_t *obj, const char *key, thr_check_pt check,
     json_t **out)
 {
@@ -1063,7 +1014,7 @@ thr_member(thr_ctx_t *ctx, json_t *obj, const char *key, thr_check_pt check,
 }
 
 
-static int
+int
 thr_check_keys(thr_ctx_t *ctx, json_t *obj, const char *const *names)
 {
     void               *it;
@@ -1093,7 +1044,7 @@ thr_check_keys(thr_ctx_t *ctx, json_t *obj, const char *const *names)
 
 /* The array of each(element) for the array v. */
 
-static int
+int
 thr_map(thr_ctx_t *ctx, json_t *v, thr_check_pt each, json_t **out)
 {
     int      rc;
@@ -1131,7 +1082,7 @@ thr_map(thr_ctx_t *ctx, json_t *v, thr_check_pt each, json_t **out)
 
 /* An optional array of at most max elements: absent or null is []. */
 
-static int
+int
 thr_list(thr_ctx_t *ctx, json_t *v, size_t max, thr_check_pt each,
     json_t **out)
 {
@@ -1154,7 +1105,7 @@ thr_list(thr_ctx_t *ctx, json_t *v, size_t max, thr_check_pt each,
 
 /* A required string of at most max characters. */
 
-static int
+int
 thr_need_string(thr_ctx_t *ctx, json_t *v, size_t max)
 {
     size_t  n;
@@ -1180,7 +1131,7 @@ thr_need_string(thr_ctx_t *ctx, json_t *v, size_t max)
 }
 
 
-static int
+int
 thr_enum(thr_ctx_t *ctx, json_t *v, const thr_enum_t *e, json_t **out)
 {
     int                 rc;
@@ -1283,7 +1234,7 @@ thr_thread(const char *body, size_t len, int create, thr_thread_req_t *req,
 
 /* metadata: absent or null is {} */
 
-static int
+int
 thr_metadata(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
     int          rc;
@@ -1800,7 +1751,7 @@ thr_detail(thr_ctx_t *ctx, json_t *v, json_t **out)
 }
 
 
-static int
+int
 thr_file_id(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
     int  rc;
@@ -1832,7 +1783,7 @@ thr_vector_store_id(thr_ctx_t *ctx, json_t *v, json_t **out)
 
 /* http:// or https:// (any case) and something after it */
 
-static int
+int
 thr_url(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
     int          rc;

@@ -183,4 +183,74 @@ void thr_error_set(thr_error_t *err, unsigned status, const char *type,
 char *thr_error_json(const thr_error_t *err);
 
 
+/*
+ * The checks that ngx_http_threads_items.c shares.  Each check has the
+ * shape int check(ctx, v, &out): v is the value (NULL when the key is
+ * absent), ctx->path its dotted path for errors, and on THR_OK *out is a
+ * new reference to the normalized value.  On failure *out is NULL and
+ * nothing is held.  (struct json_t is jansson's json_t.)
+ */
+
+struct json_t;
+
+typedef struct {
+    thr_error_t  *err;
+    size_t        len;
+    char          path[sizeof(((thr_error_t *) 0)->param)];
+} thr_ctx_t;
+
+typedef int (*thr_check_pt)(thr_ctx_t *ctx, struct json_t *v,
+    struct json_t **out);
+
+typedef struct {
+    const char   *names[5];
+    const char   *list;             /* the names, as the error shows them */
+} thr_enum_t;
+
+/* a body to an object within its memory budget; "" is {} */
+int thr_load(const char *body, size_t len, struct json_t **root,
+    thr_error_t *err);
+/* compact JSON text (malloc'd); v NULL gives NULL */
+int thr_dump(struct json_t *v, char **out);
+struct json_t *thr_pair(const char *k1, struct json_t *v1, const char *k2,
+    struct json_t *v2);
+
+size_t thr_path_key(thr_ctx_t *ctx, const char *key);
+size_t thr_path_index(thr_ctx_t *ctx, size_t i);
+void thr_path_pop(thr_ctx_t *ctx, size_t mark);
+
+/* 400 invalid_request_error, param ctx->path */
+int thr_fail(thr_ctx_t *ctx, const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int thr_bad_type(thr_ctx_t *ctx, struct json_t *v, const char *expected);
+int thr_missing(thr_ctx_t *ctx);
+int thr_too_long(thr_ctx_t *ctx, size_t max, size_t n);
+int thr_too_many(thr_ctx_t *ctx, size_t max, size_t n);
+
+/* check(obj[key]) with key added to the path */
+int thr_member(thr_ctx_t *ctx, struct json_t *obj, const char *key,
+    thr_check_pt check, struct json_t **out);
+/* unknown_parameter for the first key not in names (NULL-terminated) */
+int thr_check_keys(thr_ctx_t *ctx, struct json_t *obj,
+    const char *const *names);
+/* the array of each(element) */
+int thr_map(thr_ctx_t *ctx, struct json_t *v, thr_check_pt each,
+    struct json_t **out);
+/* an optional array of at most max: absent or null is [] */
+int thr_list(thr_ctx_t *ctx, struct json_t *v, size_t max,
+    thr_check_pt each, struct json_t **out);
+/* a required string of at most max characters */
+int thr_need_string(thr_ctx_t *ctx, struct json_t *v, size_t max);
+int thr_enum(thr_ctx_t *ctx, struct json_t *v, const thr_enum_t *e,
+    struct json_t **out);
+
+/* metadata (absent or null is {}), an http(s) URL, a file id */
+int thr_metadata(thr_ctx_t *ctx, struct json_t *v, struct json_t **out);
+int thr_url(thr_ctx_t *ctx, struct json_t *v, struct json_t **out);
+int thr_file_id(thr_ctx_t *ctx, struct json_t *v, struct json_t **out);
+
+
 #endif /* NGX_HTTP_THREADS_JSON_H_INCLUDED_ */

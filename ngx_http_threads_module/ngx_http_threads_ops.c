@@ -37,7 +37,19 @@ enum {
     /* creates with an Idempotency-Key */
     NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED =
         NGX_HTTP_THREADS_STMT_MESSAGE_LIST + 4,
-    NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED
+    NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED,
+
+    /* conversations */
+    NGX_HTTP_THREADS_STMT_CONV_CREATE,
+    NGX_HTTP_THREADS_STMT_CONV_RETRIEVE,
+    NGX_HTTP_THREADS_STMT_CONV_MODIFY,
+    NGX_HTTP_THREADS_STMT_CONV_DELETE,
+    NGX_HTTP_THREADS_STMT_CONV_LIST,        /* 4 variants */
+    NGX_HTTP_THREADS_STMT_ITEMS_CREATE = NGX_HTTP_THREADS_STMT_CONV_LIST + 4,
+    NGX_HTTP_THREADS_STMT_ITEM_RETRIEVE,
+    NGX_HTTP_THREADS_STMT_ITEM_DELETE,
+    NGX_HTTP_THREADS_STMT_ITEM_LIST,        /* 4 variants */
+    NGX_HTTP_THREADS_STMT_THREAD_CONVERT = NGX_HTTP_THREADS_STMT_ITEM_LIST + 4
 };
 
 
@@ -75,9 +87,33 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
       8, 1 },
     { "threads_message_create_keyed",
       NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED, 7, 1 },
+
+    /* conversations */
+    { "threads_conv_create", NGX_HTTP_THREADS_SQL_CONV_CREATE, 4, 0 },
+    { "threads_conv_retrieve", NGX_HTTP_THREADS_SQL_CONV_RETRIEVE, 2, 1 },
+    { "threads_conv_modify", NGX_HTTP_THREADS_SQL_CONV_MODIFY, 3, 1 },
+    { "threads_conv_delete", NGX_HTTP_THREADS_SQL_CONV_DELETE, 2, 0 },
+
+    { "threads_conv_list_df", NGX_HTTP_THREADS_SQL_CONV_LIST_DF, 7, 1 },
+    { "threads_conv_list_af", NGX_HTTP_THREADS_SQL_CONV_LIST_AF, 7, 1 },
+    { "threads_conv_list_db", NGX_HTTP_THREADS_SQL_CONV_LIST_DB, 7, 1 },
+    { "threads_conv_list_ab", NGX_HTTP_THREADS_SQL_CONV_LIST_AB, 7, 1 },
+
+    { "threads_items_create", NGX_HTTP_THREADS_SQL_ITEMS_CREATE, 3, 0 },
+    { "threads_item_retrieve", NGX_HTTP_THREADS_SQL_ITEM_RETRIEVE, 3, 1 },
+    { "threads_item_delete", NGX_HTTP_THREADS_SQL_ITEM_DELETE, 3, 0 },
+
+    { "threads_item_list_df", NGX_HTTP_THREADS_SQL_ITEM_LIST_DF, 6, 1 },
+    { "threads_item_list_af", NGX_HTTP_THREADS_SQL_ITEM_LIST_AF, 6, 1 },
+    { "threads_item_list_db", NGX_HTTP_THREADS_SQL_ITEM_LIST_DB, 6, 1 },
+    { "threads_item_list_ab", NGX_HTTP_THREADS_SQL_ITEM_LIST_AB, 6, 1 },
+
+    { "threads_thread_convert", NGX_HTTP_THREADS_SQL_THREAD_CONVERT, 3, 0 },
 };
 
 
+static int ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
+    const char *input, size_t len);
 static void ngx_http_threads_op_cleanup(void *data);
 static void ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
     ngx_http_threads_pg_status_e status, PGresult *res);
@@ -97,7 +133,10 @@ static ngx_connection_t  ngx_http_threads_trim_conn;
 static const char  *ngx_http_threads_op_names[] = {
     "thread_create", "thread_retrieve", "thread_modify", "thread_delete",
     "thread_list", "message_create", "message_retrieve", "message_modify",
-    "message_delete", "message_list"
+    "message_delete", "message_list",
+    "conversation_create", "conversation_retrieve", "conversation_modify",
+    "conversation_delete", "conversation_list", "item_create",
+    "item_retrieve", "item_delete", "item_list", "thread_convert"
 };
 
 
@@ -213,6 +252,7 @@ ngx_http_threads_op_release(ngx_http_threads_op_t *op)
 {
     thr_thread_req_free(&op->body);
     thr_list_args_free(&op->args);
+    thr_conv_req_free(&op->conv);
     free(op->message);
     op->message = NULL;
 }
@@ -273,13 +313,26 @@ ngx_http_threads_id_error(thr_error_t *err, const u_char *id, size_t len,
 }
 
 
-/* A cursor must look like an id of the listed kind ("thread_", "msg_"). */
+/*
+ * A cursor must look like an id of the listed kind ("thread_", "msg_"); a
+ * NULL prefix: an item id of any type.
+ */
 static int
 ngx_http_threads_op_cursor(const char *id, const char *param,
     const char *prefix, const char *what, thr_error_t *err)
 {
-    if (id == NULL || thr_id_is_valid(id, ngx_strlen(id), prefix)) {
+    if (id == NULL
+        || (prefix && thr_id_is_valid(id, ngx_strlen(id), prefix))
+        || (prefix == NULL && thr_item_id_is_valid(id, ngx_strlen(id))))
+    {
         return THR_OK;
+    }
+
+    if (prefix == NULL) {
+        thr_error_set(err, NGX_HTTP_BAD_REQUEST, "invalid_request_error",
+                      "invalid_value", param,
+                      "Invalid '%s': '%s'. Expected an item ID.", param, id);
+        return THR_INVALID;
     }
 
     ngx_http_threads_id_error(err, (u_char *) id, ngx_strlen(id), prefix,
@@ -301,10 +354,31 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
     const char        *prefix, *what;
     thr_list_args_t   *a = &op->args;
 
-    kind = (op->kind == NGX_HTTP_THREADS_OP_THREAD_LIST) ? THR_LIST_THREADS
-                                                         : THR_LIST_MESSAGES;
-    prefix = (kind == THR_LIST_THREADS) ? "thread_" : "msg_";
-    what = (kind == THR_LIST_THREADS) ? "thread" : "message";
+    switch (op->kind) {
+
+    case NGX_HTTP_THREADS_OP_THREAD_LIST:
+        kind = THR_LIST_THREADS;
+        prefix = "thread_";
+        what = "thread";
+        break;
+
+    case NGX_HTTP_THREADS_OP_CONVERSATION_LIST:
+        kind = THR_LIST_THREADS;
+        prefix = "conv_";
+        what = "conversation";
+        break;
+
+    case NGX_HTTP_THREADS_OP_ITEM_LIST:
+        kind = THR_LIST_ITEMS;
+        prefix = NULL;
+        what = "item";
+        break;
+
+    default:
+        kind = THR_LIST_MESSAGES;
+        prefix = "msg_";
+        what = "message";
+    }
 
     rc = thr_list_args_parse(args, len, kind, a, &op->err);
     if (rc != THR_OK) {
@@ -337,8 +411,19 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
     *ngx_sprintf(op->limit, "%ui", (ngx_uint_t) a->limit) = '\0';
     *ngx_sprintf(op->budget, "%uz", op->page_bytes) = '\0';
 
+    if (kind == THR_LIST_ITEMS) {
+        op->stmt = NGX_HTTP_THREADS_STMT_ITEM_LIST + variant;
+        ngx_http_threads_op_param(op, 2, (char *) op->limit);
+        ngx_http_threads_op_param(op, 3, op->lo);
+        ngx_http_threads_op_param(op, 4, op->hi);
+        ngx_http_threads_op_param(op, 5, (char *) op->budget);
+        return THR_OK;
+    }
+
     if (kind == THR_LIST_THREADS) {
-        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_LIST + variant;
+        op->stmt = (op->kind == NGX_HTTP_THREADS_OP_CONVERSATION_LIST)
+                   ? NGX_HTTP_THREADS_STMT_CONV_LIST + variant
+                   : NGX_HTTP_THREADS_STMT_THREAD_LIST + variant;
         ngx_http_threads_op_param(op, 1, (char *) op->limit);
         ngx_http_threads_op_param(op, 2, op->lo);
         ngx_http_threads_op_param(op, 3, op->hi);
@@ -356,6 +441,85 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
     ngx_http_threads_op_param(op, 6, (char *) op->budget);
 
     return THR_OK;
+}
+
+
+/*
+ * The conversation operations (but the listings), as
+ * ngx_http_threads_op_prepare(): $1 owner, $2 the conversation (or the
+ * thread to convert).
+ */
+static int
+ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
+    const char *input, size_t len)
+{
+    int  rc;
+
+    switch (op->kind) {
+
+    case NGX_HTTP_THREADS_OP_CONVERSATION_CREATE:
+        rc = thr_items_conversation_create(input, len, &op->conv, &op->err);
+        if (rc != THR_OK) {
+            return rc;
+        }
+
+        if (thr_id_make((char *) op->new_id, "conv_") != 0) {
+            return THR_NOMEM;
+        }
+
+        op->stmt = NGX_HTTP_THREADS_STMT_CONV_CREATE;
+        ngx_http_threads_op_param(op, 1, (char *) op->new_id);
+        ngx_http_threads_op_param(op, 2, op->conv.metadata);
+        ngx_http_threads_op_param(op, 3, op->conv.items);
+        return THR_OK;
+
+    case NGX_HTTP_THREADS_OP_CONVERSATION_MODIFY:
+        rc = thr_items_conversation_update(input, len, &op->conv, &op->err);
+        if (rc != THR_OK) {
+            return rc;
+        }
+
+        op->stmt = NGX_HTTP_THREADS_STMT_CONV_MODIFY;
+        ngx_http_threads_op_param(op, 2, op->conv.metadata);
+        return THR_OK;
+
+    case NGX_HTTP_THREADS_OP_CONVERSATION_RETRIEVE:
+        op->stmt = NGX_HTTP_THREADS_STMT_CONV_RETRIEVE;
+        return THR_OK;
+
+    case NGX_HTTP_THREADS_OP_CONVERSATION_DELETE:
+        op->stmt = NGX_HTTP_THREADS_STMT_CONV_DELETE;
+        return THR_OK;
+
+    case NGX_HTTP_THREADS_OP_ITEM_CREATE:
+        rc = thr_items_create(input, len, &op->conv, &op->err);
+        if (rc != THR_OK) {
+            return rc;
+        }
+
+        op->stmt = NGX_HTTP_THREADS_STMT_ITEMS_CREATE;
+        ngx_http_threads_op_param(op, 2, op->conv.items);
+        return THR_OK;
+
+    case NGX_HTTP_THREADS_OP_ITEM_RETRIEVE:
+        op->stmt = NGX_HTTP_THREADS_STMT_ITEM_RETRIEVE;
+        ngx_http_threads_op_param(op, 2, (char *) op->message_id.data);
+        return THR_OK;
+
+    case NGX_HTTP_THREADS_OP_ITEM_DELETE:
+        op->stmt = NGX_HTTP_THREADS_STMT_ITEM_DELETE;
+        ngx_http_threads_op_param(op, 2, (char *) op->message_id.data);
+        return THR_OK;
+
+    default: /* NGX_HTTP_THREADS_OP_THREAD_CONVERT */
+        if (thr_id_make((char *) op->new_id, "conv_") != 0) {
+            return THR_NOMEM;
+        }
+
+        op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CONVERT;
+        ngx_http_threads_op_param(op, 2, (char *) op->new_id);
+        return THR_OK;
+    }
 }
 
 
@@ -476,6 +640,16 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         ngx_http_threads_op_param(op, 2, (char *) op->message_id.data);
         return THR_OK;
 
+    case NGX_HTTP_THREADS_OP_CONVERSATION_CREATE:
+    case NGX_HTTP_THREADS_OP_CONVERSATION_MODIFY:
+    case NGX_HTTP_THREADS_OP_ITEM_CREATE:
+    case NGX_HTTP_THREADS_OP_ITEM_RETRIEVE:
+    case NGX_HTTP_THREADS_OP_ITEM_DELETE:
+    case NGX_HTTP_THREADS_OP_CONVERSATION_RETRIEVE:
+    case NGX_HTTP_THREADS_OP_CONVERSATION_DELETE:
+    case NGX_HTTP_THREADS_OP_THREAD_CONVERT:
+        return ngx_http_threads_op_prepare_conv(op, input, len);
+
     default: /* the lists */
         return ngx_http_threads_op_list(op, input, len);
     }
@@ -513,7 +687,9 @@ ngx_http_threads_op_run(ngx_http_threads_op_t *op)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (op->kind == NGX_HTTP_THREADS_OP_THREAD_CREATE) {
+    if (op->kind == NGX_HTTP_THREADS_OP_THREAD_CREATE
+        || op->kind == NGX_HTTP_THREADS_OP_CONVERSATION_CREATE)
+    {
         op->thread_id.data = op->new_id;
         op->thread_id.len = ngx_strlen(op->new_id);
     }
@@ -571,17 +747,25 @@ ngx_http_threads_op_not_found(ngx_http_request_t *r,
     ngx_http_threads_op_t *op, PGresult *res)
 {
     char         *miss;
+    ngx_uint_t    conv;
     const char   *what, *id;
     thr_error_t   err;
 
-    what = "thread";
+    conv = (op->kind >= NGX_HTTP_THREADS_OP_CONVERSATION_CREATE
+            && op->kind <= NGX_HTTP_THREADS_OP_ITEM_LIST);
+
+    what = conv ? "conversation" : "thread";
     id = (char *) op->thread_id.data;
 
     if (PQntuples(res) == 1) {
         miss = (PQnfields(res) > 1 && !PQgetisnull(res, 0, 1))
                ? PQgetvalue(res, 0, 1) : NULL;
 
-        if (op->kind != NGX_HTTP_THREADS_OP_THREAD_LIST) {
+        if (conv && op->kind != NGX_HTTP_THREADS_OP_CONVERSATION_LIST) {
+            what = "item";
+            id = (char *) op->message_id.data;
+
+        } else if (!conv && op->kind != NGX_HTTP_THREADS_OP_THREAD_LIST) {
             what = "message";
             id = (char *) op->message_id.data;
         }

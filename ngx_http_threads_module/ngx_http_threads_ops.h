@@ -22,6 +22,7 @@
 #include "ngx_http_threads_json.h"
 #include "ngx_http_threads_args.h"
 #include "ngx_http_threads_id.h"
+#include "ngx_http_threads_items.h"
 
 
 typedef enum {
@@ -34,7 +35,21 @@ typedef enum {
     NGX_HTTP_THREADS_OP_MESSAGE_RETRIEVE,
     NGX_HTTP_THREADS_OP_MESSAGE_MODIFY,
     NGX_HTTP_THREADS_OP_MESSAGE_DELETE,
-    NGX_HTTP_THREADS_OP_MESSAGE_LIST
+    NGX_HTTP_THREADS_OP_MESSAGE_LIST,
+
+    /* conversations: thread_id holds the conversation's id, message_id
+     * the item's */
+    NGX_HTTP_THREADS_OP_CONVERSATION_CREATE,
+    NGX_HTTP_THREADS_OP_CONVERSATION_RETRIEVE,
+    NGX_HTTP_THREADS_OP_CONVERSATION_MODIFY,
+    NGX_HTTP_THREADS_OP_CONVERSATION_DELETE,
+    NGX_HTTP_THREADS_OP_CONVERSATION_LIST,
+    NGX_HTTP_THREADS_OP_ITEM_CREATE,
+    NGX_HTTP_THREADS_OP_ITEM_RETRIEVE,
+    NGX_HTTP_THREADS_OP_ITEM_DELETE,
+    NGX_HTTP_THREADS_OP_ITEM_LIST,
+    /* POST /threads/{thread_id}/conversation */
+    NGX_HTTP_THREADS_OP_THREAD_CONVERT
 } ngx_http_threads_op_e;
 
 
@@ -59,6 +74,7 @@ typedef struct {
     thr_thread_req_t              body;        /* malloc'd by json.c */
     char                         *message;     /* malloc'd by json.c */
     thr_list_args_t               args;        /* malloc'd by args.c */
+    thr_conv_req_t                conv;        /* malloc'd by items.c */
     const char                   *lo;          /* list cursors */
     const char                   *hi;
     u_char                        new_id[sizeof("thread_") + THR_ID_CHARS];

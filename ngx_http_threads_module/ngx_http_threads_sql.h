@@ -602,4 +602,438 @@
     "FROM l LEFT JOIN k ON true"
 
 
+/*
+ * Conversations (OpenAI's Conversations API).  An item is stored whole, as
+ * the API returns it, in conversation_items.item; its id is also a column.
+ */
+
+/*
+ * $1 owner, $2 id, $3 metadata, $4 items (an array of item objects, each
+ * with its id): the conversation and its items in one statement.
+ */
+#define NGX_HTTP_THREADS_SQL_CONV_CREATE \
+    "WITH c AS (" \
+    " INSERT INTO public.conversations (owner, id, created_at, metadata)" \
+    " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint, $3::jsonb)" \
+    " RETURNING id, created_at, metadata), " \
+    "i AS (" \
+    " INSERT INTO public.conversation_items (owner, conversation_id, id," \
+    "  created_at, item)" \
+    " SELECT $1, $2, e->>'id', c.created_at, e" \
+    " FROM c, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n) " \
+    "SELECT json_build_object('id', id, 'object', 'conversation'," \
+    " 'created_at', created_at, 'metadata', metadata)::text " \
+    "FROM c"
+
+/* $1 owner, $2 id */
+#define NGX_HTTP_THREADS_SQL_CONV_RETRIEVE \
+    "SELECT json_build_object('id', id, 'object', 'conversation'," \
+    " 'created_at', created_at, 'metadata', metadata)::text " \
+    "FROM public.conversations WHERE owner = $1 AND id = $2"
+
+/* $1 owner, $2 id, $3 metadata */
+#define NGX_HTTP_THREADS_SQL_CONV_MODIFY \
+    "UPDATE public.conversations SET metadata = $3::jsonb " \
+    "WHERE owner = $1 AND id = $2 " \
+    "RETURNING json_build_object('id', id, 'object', 'conversation'," \
+    " 'created_at', created_at, 'metadata', metadata)::text"
+
+/*
+ * $1 owner, $2 id; items go with it (ON DELETE CASCADE); the tombstone
+ * keeps listings that use it as a cursor paging.
+ */
+#define NGX_HTTP_THREADS_SQL_CONV_DELETE \
+    "WITH d AS (DELETE FROM public.conversations WHERE owner = $1 AND id = $2" \
+    " RETURNING id, seq), " \
+    "s AS (INSERT INTO public.conversation_tombstones (owner, id, seq)" \
+    " SELECT $1, $2, seq FROM d ON CONFLICT DO NOTHING) " \
+    "SELECT json_build_object('id', id, 'object', 'conversation.deleted'," \
+    " 'deleted', true)::text " \
+    "FROM d"
+
+/*
+ * $1 owner, $2 limit, $3 lo id, $4 hi id, $5 metadata key, $6 its value,
+ * $7 byte budget; newest first, after a cursor.
+ */
+#define NGX_HTTP_THREADS_SQL_CONV_LIST_DF \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversations x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/* conversation list, oldest first, after a cursor */
+#define NGX_HTTP_THREADS_SQL_CONV_LIST_AF \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversations x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/* conversation list, newest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_CONV_LIST_DB \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversations x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/* conversation list, oldest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_CONV_LIST_AB \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversations x WHERE x.owner = $1 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "   AND ($5::text IS NULL " \
+    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
+    "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+/*
+ * $1 owner, $2 conversation, $3 items (as for create): the new items as a
+ * list; the conversation row is locked against a concurrent delete.
+ */
+#define NGX_HTTP_THREADS_SQL_ITEMS_CREATE \
+    "WITH c AS (SELECT id FROM public.conversations" \
+    " WHERE owner = $1 AND id = $2 FOR KEY SHARE), " \
+    "i AS (INSERT INTO public.conversation_items (owner, conversation_id, id," \
+    "  created_at, item)" \
+    " SELECT $1, $2, e->>'id', floor(extract(epoch FROM now()))::bigint, e" \
+    " FROM c, jsonb_array_elements($3::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n RETURNING seq, id, item) " \
+    "SELECT json_build_object('object', 'list'," \
+    " 'data', COALESCE((SELECT json_agg(item ORDER BY seq) FROM i), '[]'::json)," \
+    " 'first_id', (SELECT id FROM i ORDER BY seq ASC LIMIT 1)," \
+    " 'last_id', (SELECT id FROM i ORDER BY seq DESC LIMIT 1)," \
+    " 'has_more', false)::text " \
+    "FROM c"
+
+/* $1 owner, $2 conversation, $3 item: a NULL body is a missing item */
+#define NGX_HTTP_THREADS_SQL_ITEM_RETRIEVE \
+    "SELECT (SELECT i.item::text FROM public.conversation_items i" \
+    " WHERE i.owner = $1 AND i.conversation_id = $2 AND i.id = $3) " \
+    "FROM public.conversations WHERE owner = $1 AND id = $2"
+
+/*
+ * $1 owner, $2 conversation, $3 item: answers the conversation, as OpenAI
+ * does (a NULL body is a missing item).
+ */
+#define NGX_HTTP_THREADS_SQL_ITEM_DELETE \
+    "WITH d AS (DELETE FROM public.conversation_items" \
+    " WHERE owner = $1 AND conversation_id = $2 AND id = $3" \
+    " RETURNING id, seq), " \
+    "s AS (INSERT INTO public.conversation_item_tombstones" \
+    " (owner, conversation_id, id, seq)" \
+    " SELECT $1, $2, $3, seq FROM d ON CONFLICT DO NOTHING) " \
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM d) THEN" \
+    " json_build_object('id', id, 'object', 'conversation'," \
+    " 'created_at', created_at, 'metadata', metadata)::text END " \
+    "FROM public.conversations WHERE owner = $1 AND id = $2"
+
+/*
+ * $1 owner, $2 conversation, $3 limit, $4 lo id, $5 hi id, $6 byte budget;
+ * newest first, after a cursor.
+ */
+#define NGX_HTTP_THREADS_SQL_ITEM_LIST_DF \
+    "WITH lo AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, x.item AS j " \
+    "  FROM public.conversation_items x " \
+    "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $6::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM public.conversations t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/* item list, oldest first, after a cursor */
+#define NGX_HTTP_THREADS_SQL_ITEM_LIST_AF \
+    "WITH lo AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, x.item AS j " \
+    "  FROM public.conversation_items x " \
+    "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $6::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM public.conversations t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/* item list, newest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_ITEM_LIST_DB \
+    "WITH lo AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, x.item AS j " \
+    "  FROM public.conversation_items x " \
+    "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $6::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM public.conversations t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/* item list, oldest first, before a cursor */
+#define NGX_HTTP_THREADS_SQL_ITEM_LIST_AB \
+    "WITH lo AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $4 LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversation_items " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 " \
+    "  UNION ALL SELECT seq FROM public.conversation_item_tombstones " \
+    "  WHERE owner = $1 AND conversation_id = $2 AND id = $5 LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, x.item AS j " \
+    "  FROM public.conversation_items x " \
+    "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
+    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $3::int AND (n = 1 OR bytes <= $6::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM public.conversations t, (SELECT CASE " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $5::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c " \
+    "WHERE t.owner = $1 AND t.id = $2"
+
+/*
+ * $1 owner, $2 thread, $3 the new conversation's id: a conversation whose
+ * items are the thread's messages, in order, with their ids and times;
+ * the thread stays.  A text part becomes input_text (output_text for the
+ * assistant), an image_file an input_image of its file_id, an image_url
+ * an input_image of its url.  One statement: all or nothing.  No row when
+ * the thread is not there.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_CONVERT \
+    "WITH t AS (SELECT id, metadata FROM public.threads" \
+    " WHERE owner = $1 AND id = $2 FOR KEY SHARE), " \
+    "c AS (INSERT INTO public.conversations (owner, id, created_at, metadata)" \
+    " SELECT $1, $3, floor(extract(epoch FROM now()))::bigint, t.metadata" \
+    " FROM t RETURNING id, created_at, metadata), " \
+    "i AS (INSERT INTO public.conversation_items (owner, conversation_id, id," \
+    "  created_at, item)" \
+    " SELECT $1, $3, m.id, m.created_at," \
+    "  jsonb_build_object('id', m.id, 'type', 'message'," \
+    "   'status', 'completed', 'role', m.role, 'content'," \
+    "   (SELECT COALESCE(jsonb_agg(CASE p->>'type'" \
+    "     WHEN 'text' THEN CASE WHEN m.role = 'assistant' THEN" \
+    "      jsonb_build_object('type', 'output_text'," \
+    "       'text', p->'text'->'value', 'annotations', '[]'::jsonb," \
+    "       'logprobs', '[]'::jsonb)" \
+    "      ELSE jsonb_build_object('type', 'input_text'," \
+    "       'text', p->'text'->'value') END" \
+    "     WHEN 'image_file' THEN jsonb_build_object('type', 'input_image'," \
+    "      'image_url', NULL, 'file_id', p->'image_file'->'file_id'," \
+    "      'detail', COALESCE(p->'image_file'->'detail', '\"auto\"'))" \
+    "     ELSE jsonb_build_object('type', 'input_image'," \
+    "      'image_url', p->'image_url'->'url', 'file_id', NULL," \
+    "      'detail', COALESCE(p->'image_url'->'detail', '\"auto\"'))" \
+    "     END ORDER BY k), '[]'::jsonb)" \
+    "    FROM jsonb_array_elements(m.content) WITH ORDINALITY AS q(p, k)))" \
+    " FROM c, public.messages m" \
+    " WHERE m.owner = $1 AND m.thread_id = $2" \
+    " ORDER BY m.seq) " \
+    "SELECT json_build_object('id', id, 'object', 'conversation'," \
+    " 'created_at', created_at, 'metadata', metadata)::text " \
+    "FROM c"
+
 #endif /* NGX_HTTP_THREADS_SQL_H_INCLUDED_ */

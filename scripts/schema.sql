@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 3.
+-- ngx_http_threads_module storage, schema version 4.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -108,5 +108,61 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_expiry
 
 INSERT INTO threads_schema (version) VALUES (1), (2), (3)
     ON CONFLICT DO NOTHING;
+
+-- Version 4: conversations (OpenAI's Conversations API), beside threads
+-- and keyed the same way.  A conversation's items go with it (ON DELETE
+-- CASCADE); each item is stored whole, as the API returns it.
+
+CREATE TABLE IF NOT EXISTS conversations (
+    owner       text    NOT NULL,
+    id          text    NOT NULL,
+    seq         bigint  GENERATED ALWAYS AS IDENTITY,
+    created_at  bigint  NOT NULL,
+    metadata    jsonb   NOT NULL DEFAULT '{}',
+    PRIMARY KEY (owner, id)
+);
+
+CREATE INDEX IF NOT EXISTS conversations_owner_seq
+    ON conversations (owner, seq);
+
+CREATE INDEX IF NOT EXISTS conversations_metadata
+    ON conversations USING gin (metadata jsonb_path_ops);
+
+CREATE TABLE IF NOT EXISTS conversation_items (
+    owner            text    NOT NULL,
+    conversation_id  text    NOT NULL,
+    id               text    NOT NULL,
+    seq              bigint  GENERATED ALWAYS AS IDENTITY,
+    created_at       bigint  NOT NULL,
+    item             jsonb   NOT NULL,
+    PRIMARY KEY (owner, conversation_id, id),
+    FOREIGN KEY (owner, conversation_id) REFERENCES conversations (owner, id)
+        ON DELETE CASCADE
+);
+
+CREATE INDEX IF NOT EXISTS conversation_items_seq
+    ON conversation_items (owner, conversation_id, seq);
+
+CREATE TABLE IF NOT EXISTS conversation_tombstones (
+    owner       text         NOT NULL,
+    id          text         NOT NULL,
+    seq         bigint       NOT NULL,
+    deleted_at  timestamptz  NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, id)
+);
+
+CREATE TABLE IF NOT EXISTS conversation_item_tombstones (
+    owner            text         NOT NULL,
+    conversation_id  text         NOT NULL,
+    id               text         NOT NULL,
+    seq              bigint       NOT NULL,
+    deleted_at       timestamptz  NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner, conversation_id, id),
+    FOREIGN KEY (owner, conversation_id) REFERENCES conversations (owner, id)
+        ON DELETE CASCADE
+);
+
+INSERT INTO threads_schema (version) VALUES (4) ON CONFLICT DO NOTHING;
+
 
 COMMIT;
