@@ -1,12 +1,15 @@
 -- wrk script for scripts/bench.  One file for every workload, named by
 -- BENCH_WORKLOAD: seed, create, create-keyed, retrieve, modify, delete, mix,
--- message-create, list.
+-- message-create, list, conv-create, item-list.
 -- wrk runs this file once in its main Lua state (setup, done) and once per
 -- thread (init, request, response), so counters are per thread and done()
 -- adds them up.
 
 local workload = os.getenv("BENCH_WORKLOAD")
 local ids_file = os.getenv("BENCH_IDS")           -- seeded ids, one a line
+if workload == "item-list" then
+    ids_file = os.getenv("BENCH_CONV_IDS")        -- conversations made
+end
 local seed_out = os.getenv("BENCH_SEED_OUT")      -- seed: ids go to .N
 local quota    = tonumber(os.getenv("BENCH_SEED_QUOTA") or "0")
 local headers  = {
@@ -86,6 +89,21 @@ local function list()
         headers)
 end
 
+-- a conversation with two items, as pgbench-conv-create.sql sends
+local function conv_create()
+    n = n + 1
+    return wrk.format("POST", "/v1/conversations", headers, string.format(
+        '{"metadata":{"bench":"conv","n":"%d-%d"},"items":['
+        .. '{"type":"message","role":"user","content":"hello"},'
+        .. '{"type":"message","role":"assistant","content":"hi"}]}', tid, n))
+end
+
+-- a page of 20 of a conversation's items, newest first
+local function item_list()
+    return wrk.format("GET", "/v1/conversations/" .. pick()
+        .. "/items?limit=20", headers)
+end
+
 local function mix()             -- 70% retrieve, 20% create, 10% modify
     local r = math.random(100)
     if r <= 70 then return retrieve() end
@@ -96,7 +114,9 @@ end
 request = ({ seed = create, create = create, ["create-keyed"] = create_keyed,
              retrieve = retrieve,
              modify = modify, delete = delete, mix = mix,
-             ["message-create"] = message_create, list = list })[workload]
+             ["message-create"] = message_create, list = list,
+             ["conv-create"] = conv_create,
+             ["item-list"] = item_list })[workload]
 
 function response(status, hdrs, body)
     if status < 200 or status > 299 then
