@@ -17,6 +17,7 @@
 #include "ngx_http_threads_ops.h"
 #include "ngx_http_threads_response.h"
 #include "ngx_http_threads_metrics.h"
+#include "ngx_http_threads_utf8.h"
 
 
 /* Bodies past this size are validated off the event loop. */
@@ -284,35 +285,30 @@ ngx_http_threads_api_exit_process(ngx_cycle_t *cycle)
 }
 
 
-/* A raw owner is stored as text: valid UTF-8, and not too long. */
+/* Valid UTF-8 without NUL: what PostgreSQL takes as a text parameter. */
 static ngx_int_t
-ngx_http_threads_owner_ok(ngx_str_t *value)
+ngx_http_threads_text_ok(u_char *p, size_t len)
 {
-    u_char  *p, *last;
+    size_t   n;
+    u_char  *last;
 
-    if (value->len > NGX_HTTP_THREADS_MAX_OWNER) {
-        return 0;
-    }
-
-    p = value->data;
-    last = p + value->len;
-
-    while (p < last) {
-        if (*p == '\0') {
-            return 0;
-        }
-
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-
-        if (ngx_utf8_decode(&p, last - p) > 0x10ffff) {
+    for (last = p + len; p < last; p += n) {
+        n = (*p == '\0') ? 0 : thr_utf8_seq(p, last - p);
+        if (n == 0) {
             return 0;
         }
     }
 
     return 1;
+}
+
+
+/* A raw owner is stored as text: valid UTF-8, and not too long. */
+static ngx_int_t
+ngx_http_threads_owner_ok(ngx_str_t *value)
+{
+    return value->len <= NGX_HTTP_THREADS_MAX_OWNER
+           && ngx_http_threads_text_ok(value->data, value->len);
 }
 
 
@@ -914,6 +910,16 @@ ngx_http_threads_handler(ngx_http_request_t *r)
                                        "message");
     }
 
+    if (!conv && n == 4 && !ngx_http_threads_text_ok(segs[3].data,
+                                                     segs[3].len))
+    {
+        /* no id of ours, and no text PostgreSQL would take: a 404 */
+        thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
+                      NULL, NULL, "No message found with id '%.*s'.",
+                      (int) segs[3].len, segs[3].data);
+        return ngx_http_threads_send_error(r, &err);
+    }
+
     ngx_str_null(&key);
 
     if (kind == NGX_HTTP_THREADS_OP_THREAD_CREATE
@@ -1133,7 +1139,10 @@ ngx_http_threads_body_done(ngx_event_t *ev)
 }
 
 
-/* NGX_OK: the body went to a thread; NGX_DECLINED: validate it here. */
+/*
+ * NGX_OK: the body went to a thread; NGX_DECLINED: validate it here;
+ * NGX_BUSY: the thread pool's queue is full.
+ */
 static ngx_int_t
 ngx_http_threads_body_post(ngx_http_request_t *r, ngx_http_threads_op_t *op)
 {
@@ -1177,7 +1186,8 @@ ngx_http_threads_body_post(ngx_http_request_t *r, ngx_http_threads_op_t *op)
     task->event.handler = ngx_http_threads_body_done;
 
     if (ngx_thread_task_post(acf->thread_pool, task) != NGX_OK) {
-        return NGX_ERROR;
+        /* the pool's queue is full: an overload, not a fault */
+        return NGX_BUSY;
     }
 
     /* the request and its memory stay until the task is back */
@@ -1208,6 +1218,15 @@ ngx_http_threads_body_handler(ngx_http_request_t *r)
     rc = ngx_http_threads_body_post(r, op);
 
     if (rc == NGX_OK) {
+        return;
+    }
+
+    if (rc == NGX_BUSY) {
+        thr_error_set(&op->err, NGX_HTTP_SERVICE_UNAVAILABLE, "server_error",
+                      NULL, NULL, "The server is overloaded right now. "
+                      "Please retry your request after a short wait.");
+        ngx_http_finalize_request(r, ngx_http_threads_send_error(r,
+                                                                 &op->err));
         return;
     }
 

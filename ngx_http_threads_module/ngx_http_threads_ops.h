@@ -94,9 +94,12 @@ typedef struct {
     const char                   *values[NGX_HTTP_THREADS_MAX_PARAMS];
     int                           lengths[NGX_HTTP_THREADS_MAX_PARAMS];
 
+    /* a word of its own: validation writes it, maybe in a thread */
+    u_char                        large;        /* big body or result */
+
+    /* written on the event loop only */
     unsigned                      validating:1; /* in a thread right now */
     unsigned                      gone:1;       /* the request went away */
-    unsigned                      large:1;      /* big body or result */
 } ngx_http_threads_op_t;
 
 

@@ -298,6 +298,7 @@ ngx_http_threads_pg_take_busy(void)
         pc = ngx_queue_data(q, ngx_http_threads_pg_conn_t, queue);
 
         if (pc->state == NGX_HTTP_THREADS_PG_BUSY
+            && !pc->checking
             && pc->ninflight < pool->conf->pipeline
             && (best == NULL || pc->ninflight < best->ninflight))
         {
@@ -876,10 +877,15 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
      * One waiter, and more only for waiters that no connection under way
      * will serve: each of those was opened for a waiter of its own.
      */
+    /*
+     * Nothing goes behind an unfinished schema check: each statement is
+     * its own transaction, and would commit on a schema the check then
+     * refuses.
+     */
     while (!ngx_queue_empty(&pool->waiting)
-           && pc->ninflight < pool->conf->pipeline + pc->checking
-           && (pc->ninflight == pc->checking
-               || pool->nwaiting > pool->nconnecting))
+           && !pc->checking
+           && pc->ninflight < pool->conf->pipeline
+           && (pc->ninflight == 0 || pool->nwaiting > pool->nconnecting))
     {
         head = ngx_queue_head(&pool->waiting);
         q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
@@ -1045,7 +1051,8 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 
 /*
  * Sorts an error by its SQLSTATE.  Session classes: connection failures
- * (08), an administrator or crash shutdown (57P01-57P03), too many
+ * (08), an administrator or crash shutdown (57P01-57P03), an idle session
+ * ended by the server (57P05), too many
  * connections (53300), and a read-only server (25006: a demoted primary,
  * default_transaction_read_only) all mean that this session cannot serve
  * this statement, which did not take effect.
@@ -1061,6 +1068,7 @@ ngx_http_threads_pg_classify(const char *sqlstate)
         || ngx_strcmp(sqlstate, "57P01") == 0
         || ngx_strcmp(sqlstate, "57P02") == 0
         || ngx_strcmp(sqlstate, "57P03") == 0
+        || ngx_strcmp(sqlstate, "57P05") == 0
         || ngx_strcmp(sqlstate, "53300") == 0
         || ngx_strcmp(sqlstate, "25006") == 0)
     {
@@ -1093,8 +1101,10 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot, PGresult *res)
 {
     ngx_log_t                   *log;
+    ngx_queue_t                 *q;
     const char                  *sqlstate, *name;
     ExecStatusType               st;
+    ngx_http_threads_pg_slot_t  *s;
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
 
     st = PQresultStatus(res);
@@ -1109,8 +1119,37 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
         pc->prepared &= ~((uint64_t) 1 << slot->stmt_index);
     }
 
+    if (st != PGRES_PIPELINE_ABORTED
+        && ngx_http_threads_pg_classify(sqlstate)
+           == NGX_HTTP_THREADS_PG_SESSION)
+    {
+        ngx_http_threads_metrics_db_error(sqlstate);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: database session cannot serve \"%s\" "
+                      "(SQLSTATE %s), closing it: %s", name, sqlstate,
+                      PQresultErrorMessage(res));
+        PQclear(res);
+
+        /*
+         * Neither this statement nor those behind it on this session took
+         * effect (it ended, or refuses writes): they may go to a fresh one.
+         */
+        for (q = ngx_queue_head(&pc->inflight);
+             q != ngx_queue_sentinel(&pc->inflight);
+             q = ngx_queue_next(q))
+        {
+            s = ngx_queue_data(q, ngx_http_threads_pg_slot_t, queue);
+            if (s->query) {
+                s->query->sent = 0;
+            }
+        }
+
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        return NGX_ERROR;
+    }
+
     if (PQstatus(pc->pg) == CONNECTION_BAD) {
-        /* the session ended ("terminating connection ...") */
+        /* the session ended without saying why: outcomes unknown */
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "threads: database connection lost: %s",
                       PQresultErrorMessage(res));
@@ -1130,21 +1169,6 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
     /* the text goes to the log only, never to a client */
 
     switch (ngx_http_threads_pg_classify(sqlstate)) {
-
-    case NGX_HTTP_THREADS_PG_SESSION:
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "threads: database session cannot serve \"%s\" "
-                      "(SQLSTATE %s), closing it: %s", name, sqlstate,
-                      PQresultErrorMessage(res));
-        PQclear(res);
-
-        if (slot->query) {
-            /* it did not take effect: it may go to a fresh session */
-            slot->query->sent = 0;
-        }
-
-        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
-        return NGX_ERROR;
 
     case NGX_HTTP_THREADS_PG_FORGOTTEN:
         ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -1341,12 +1365,23 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
                        "threads: database schema version %i", version);
 
     } else if (q && slot->reprepare && !q->retried) {
-        /* once more, prepared again */
+        /*
+         * Once more, prepared again: first in the queue, served by the
+         * assign() below or by the next connection with room, never from
+         * in here, where this connection is still being read.
+         */
         PQclear(res);
         ngx_queue_insert_head(&pool->free_slots, &slot->queue);
         q->slot = NULL;
         q->retried = 1;
-        ngx_http_threads_pg_run(q);
+        q->sent = 0;
+        ngx_queue_insert_head(&pool->waiting, &q->queue);
+        pool->nwaiting++;
+        q->waiting = 1;
+        q->wait.handler = ngx_http_threads_pg_wait_timeout;
+        q->wait.data = q;
+        q->wait.log = q->log;
+        ngx_add_timer(&q->wait, pool->conf->queue_timeout);
 
     } else if (q) {
         if (res && PQresultMemorySize(res) > NGX_HTTP_THREADS_PG_RECYCLE) {
@@ -1354,13 +1389,14 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
             pc->recycle = 1;
         }
 
-        ngx_http_threads_pg_finish(q, slot->unavailable
+        ngx_http_threads_pg_finish(q, slot->unavailable || slot->reprepare
                                       ? NGX_HTTP_THREADS_PG_UNAVAILABLE
                                       : slot->error || res == NULL
                                       ? NGX_HTTP_THREADS_PG_ERROR
                                       : NGX_HTTP_THREADS_PG_OK,
-                                   slot->unavailable ? NULL : res);
-        if (slot->unavailable) {
+                                   slot->unavailable || slot->reprepare
+                                   ? NULL : res);
+        if (slot->unavailable || slot->reprepare) {
             PQclear(res);
         }
 
@@ -1462,7 +1498,16 @@ ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
             continue;
         }
 
-        ngx_http_threads_pg_finish(q, status, NULL);
+        /*
+         * A write that reached the server on a connection that broke
+         * without a word about it: its outcome is unknown, as after a
+         * timeout (504, not to be retried blindly), not a "nothing was
+         * written" 503.
+         */
+        ngx_http_threads_pg_finish(q, (status == NGX_HTTP_THREADS_PG_UNAVAILABLE
+                                       && q->sent && !q->stmt->idempotent)
+                                      ? NGX_HTTP_THREADS_PG_TIMEOUT : status,
+                                   NULL);
     }
 
     ngx_http_threads_pg_pump();

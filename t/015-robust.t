@@ -307,3 +307,29 @@ GET /v1/threads
 --- error_code: 200
 --- json eval
 { object => 'list', data => [] }
+
+=== TEST 12: a message id that is not UTF-8 is a 404, not a database error
+--- request eval
+"GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA/messages/msg%FF%FE"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 404
+--- json eval
+{ error => { type => 'invalid_request_error', message => qr/^No message found with id 'msg/ } }
+--- no_error_log
+[error]
+
+=== TEST 13: a raw owner with a UTF-16 surrogate in UTF-8 is a 401, not a 500
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $http_x_owner;
+        threads_owner_hash off;
+    }
+--- request
+GET /v1/threads
+--- more_headers eval
+"X-Owner: ab\xed\xa0\x80cd"
+--- error_code: 401
+--- json eval
+{ error => { code => 'invalid_api_key' } }

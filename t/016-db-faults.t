@@ -120,6 +120,14 @@ $scenario{'no-schema'} = sub {
 $scenario{'v1-schema'} = sub {
     my ($st) = api('GET', "/v1/threads/$V1_THREAD", undef, 'k1');
     is($st, 503, 'on a version 1 schema the module refuses to serve');
+    # a create must not travel behind the schema check and commit there
+    for (1 .. 3) {
+        ($st) = api('POST', '/v1/threads', '{"metadata":{"old":"schema"}}',
+            'k1');
+        is($st, 503, 'a create on the old schema is a 503');
+    }
+    is(psql_at('threads_v1', 'SELECT count(*) FROM threads'), 1,
+        'and nothing was written there');
     ($st) = api('GET', '/v1/threads', undef, 'k1');
     is($st, 503, 'listings too');
 
