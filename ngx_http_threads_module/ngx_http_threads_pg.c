@@ -109,6 +109,7 @@ typedef struct {
     ngx_queue_t                    busy;     /* connecting or querying */
     ngx_uint_t                     nconns;
     ngx_uint_t                     nconnecting;
+    ngx_uint_t                     nchecking; /* ready, schema check out */
     ngx_uint_t                     nidle;
 
     ngx_queue_t                    waiting;
@@ -362,7 +363,8 @@ ngx_http_threads_pg_start(ngx_http_threads_pg_query_t *q)
         return;
     }
 
-    if (pool->nwaiting - ngx_min(pool->nwaiting, pool->nconnecting)
+    if (pool->nwaiting - ngx_min(pool->nwaiting,
+                                 pool->nconnecting + pool->nchecking)
         >= pool->conf->queue_size)
     {
         ngx_log_error(NGX_LOG_WARN, q->log, 0,
@@ -885,7 +887,8 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
     while (!ngx_queue_empty(&pool->waiting)
            && !pc->checking
            && pc->ninflight < pool->conf->pipeline
-           && (pc->ninflight == 0 || pool->nwaiting > pool->nconnecting))
+           && (pc->ninflight == 0
+               || pool->nwaiting > pool->nconnecting + pool->nchecking))
     {
         head = ngx_queue_head(&pool->waiting);
         q = ngx_queue_data(head, ngx_http_threads_pg_query_t, queue);
@@ -1344,6 +1347,7 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
     if (slot->check) {
         ngx_queue_insert_head(&pool->free_slots, &slot->queue);
         pc->checking = 0;
+        pool->nchecking--;
 
         version = (res && PQntuples(res) == 1 && !slot->error)
                   ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
@@ -1530,6 +1534,11 @@ ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
 
     } else if (pc->state == NGX_HTTP_THREADS_PG_IDLE) {
         pool->nidle--;
+    }
+
+    if (pc->checking) {
+        pool->nchecking--;
+        pc->checking = 0;
     }
 
     /* queries still on it are forgotten: their requests are going away */
@@ -1725,6 +1734,7 @@ ngx_http_threads_pg_send_check(ngx_http_threads_pg_conn_t *pc)
     ngx_queue_insert_tail(&pc->inflight, &slot->queue);
     pc->ninflight++;
     pc->checking = 1;
+    pool->nchecking++;
 
     rc = PQsendQueryParams(pc->pg, NGX_HTTP_THREADS_PG_SCHEMA_SQL, 0, NULL,
                            NULL, NULL, NULL, 0);
@@ -1803,7 +1813,7 @@ ngx_http_threads_pg_pump(void)
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
 
     while (pool->conf
-           && pool->nwaiting > pool->nconnecting
+           && pool->nwaiting > pool->nconnecting + pool->nchecking
            && pool->nconns < pool->conf->pool_size)
     {
         if (ngx_http_threads_pg_connect() != NGX_OK) {
