@@ -1502,16 +1502,7 @@ ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
             continue;
         }
 
-        /*
-         * A write that reached the server on a connection that broke
-         * without a word about it: its outcome is unknown, as after a
-         * timeout (504, not to be retried blindly), not a "nothing was
-         * written" 503.
-         */
-        ngx_http_threads_pg_finish(q, (status == NGX_HTTP_THREADS_PG_UNAVAILABLE
-                                       && q->sent && !q->stmt->idempotent)
-                                      ? NGX_HTTP_THREADS_PG_TIMEOUT : status,
-                                   NULL);
+        ngx_http_threads_pg_finish(q, status, NULL);
     }
 
     ngx_http_threads_pg_pump();
