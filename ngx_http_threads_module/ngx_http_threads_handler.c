@@ -707,22 +707,15 @@ ngx_http_threads_idem_key(ngx_http_request_t *r, ngx_str_t *key,
 
 
 /*
- * The hex SHA-256 of a keyed create's method, path and body, which the
- * stored key must match.  It may run in a thread of nginx's pool: its own
- * digest context, the shared algorithm object only read.
+ * SHA-256 of the given pieces, each followed by a newline.
  */
 static ngx_int_t
-ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
-    size_t len)
+ngx_http_threads_idem_hash(u_char *md, ngx_str_t *parts, ngx_uint_t n)
 {
-    u_char        md[EVP_MAX_MD_SIZE];
     unsigned int  mdlen;
     ngx_int_t     rc;
+    ngx_uint_t    i;
     EVP_MD_CTX   *ctx;
-
-    static const char  create[] = "POST /threads\n";
-    static const char  message[] = "POST /threads/";
-    static const char  tail[] = "/messages\n";
 
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL) {
@@ -735,34 +728,101 @@ ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
         goto done;
     }
 
-    if (op->kind == NGX_HTTP_THREADS_OP_THREAD_CREATE) {
-        if (!EVP_DigestUpdate(ctx, create, sizeof(create) - 1)) {
+    for (i = 0; i < n; i++) {
+        if ((parts[i].len
+             && !EVP_DigestUpdate(ctx, parts[i].data, parts[i].len))
+            || !EVP_DigestUpdate(ctx, "\n", 1))
+        {
             goto done;
         }
-
-    } else if (!EVP_DigestUpdate(ctx, message, sizeof(message) - 1)
-               || !EVP_DigestUpdate(ctx, op->thread_id.data,
-                                    op->thread_id.len)
-               || !EVP_DigestUpdate(ctx, tail, sizeof(tail) - 1))
-    {
-        goto done;
     }
 
-    if ((len && !EVP_DigestUpdate(ctx, body, len))
-        || !EVP_DigestFinal_ex(ctx, md, &mdlen)
-        || mdlen * 2 + 1 > sizeof(op->idem_digest))
-    {
-        goto done;
+    if (EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32) {
+        rc = NGX_OK;
     }
-
-    *ngx_hex_dump(op->idem_digest, md, mdlen) = '\0';
-    rc = NGX_OK;
 
 done:
 
     EVP_MD_CTX_free(ctx);
 
     return rc;
+}
+
+
+/*
+ * What a keyed create is checked and stored by: the hex SHA-256 of its
+ * method, path and body, which an earlier use of the key must match; the
+ * ids of its object in the key's period of life, the one before and the
+ * one after (from the owner, the route and the key: the same key makes
+ * the same ids, another owner's the ones of no one else); and the lock
+ * that tells a request with the key in flight.  It may run in a thread
+ * of nginx's pool: its own digest contexts, the algorithm only read.
+ */
+static ngx_int_t
+ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
+    size_t len)
+{
+    u_char      md[32], epoch[NGX_TIME_T_LEN];
+    int64_t     lock;
+    ngx_str_t   parts[5];
+    ngx_uint_t  i;
+
+    switch (op->kind) {
+
+    case NGX_HTTP_THREADS_OP_THREAD_CREATE:
+        ngx_str_set(&parts[0], "POST /threads");
+        ngx_str_null(&parts[1]);
+        break;
+
+    case NGX_HTTP_THREADS_OP_MESSAGE_CREATE:
+        ngx_str_set(&parts[0], "POST /threads/{}/messages");
+        parts[1] = op->thread_id;
+        break;
+
+    case NGX_HTTP_THREADS_OP_CONVERSATION_CREATE:
+        ngx_str_set(&parts[0], "POST /conversations");
+        ngx_str_null(&parts[1]);
+        break;
+
+    default: /* NGX_HTTP_THREADS_OP_ITEM_CREATE */
+        ngx_str_set(&parts[0], "POST /conversations/{}/items");
+        parts[1] = op->thread_id;
+        break;
+    }
+
+    parts[2].data = body;
+    parts[2].len = len;
+
+    if (ngx_http_threads_idem_hash(md, parts, 3) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *ngx_hex_dump(op->idem_digest, md, sizeof(md)) = '\0';
+
+    /* route, parent, owner, key, period */
+    parts[2] = op->owner;
+    parts[3] = op->idem_key;
+
+    if (ngx_http_threads_idem_hash(md, parts, 4) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(&lock, md, sizeof(lock));
+    *ngx_sprintf(op->idem_lock, "%L", lock) = '\0';
+
+    for (i = 0; i < 3; i++) {
+        parts[4].data = epoch;
+        parts[4].len = ngx_sprintf(epoch, "%T", op->idem_period + i - 1)
+                       - epoch;
+
+        if (ngx_http_threads_idem_hash(md, parts, 5) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        thr_id_from_hash((char *) op->idem_ids[i], md);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -923,7 +983,9 @@ ngx_http_threads_handler(ngx_http_request_t *r)
     ngx_str_null(&key);
 
     if (kind == NGX_HTTP_THREADS_OP_THREAD_CREATE
-        || kind == NGX_HTTP_THREADS_OP_MESSAGE_CREATE)
+        || kind == NGX_HTTP_THREADS_OP_MESSAGE_CREATE
+        || kind == NGX_HTTP_THREADS_OP_CONVERSATION_CREATE
+        || kind == NGX_HTTP_THREADS_OP_ITEM_CREATE)
     {
         rc = ngx_http_threads_idem_key(r, &key, &err);
 
@@ -943,6 +1005,7 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     if (key.len) {
         op->idem_key = key;
+        op->idem_period = ngx_time() / acf->idempotency_ttl;
         *ngx_sprintf(op->idem_ttl, "%T", acf->idempotency_ttl) = '\0';
     }
 

@@ -91,3 +91,15 @@ thr_id_is_valid(const char *s, size_t len, const char *prefix)
 
     return 1;
 }
+
+
+void
+thr_id_from_hash(char *dst, const unsigned char *hash)
+{
+    size_t  n;
+
+    /* a hash is uniform already: the small bias of % 62 is no matter */
+    for (n = 0; n < THR_ID_CHARS; n++) {
+        dst[n] = thr_id_alphabet[hash[n] % THR_ID_ALPHABET_LEN];
+    }
+}

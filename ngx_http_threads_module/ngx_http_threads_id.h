@@ -18,6 +18,13 @@
  */
 int thr_id_make(char *dst, const char *prefix);
 
+/*
+ * Writes the 24 characters of an id (no prefix, no NUL) into dst from
+ * hash, 24 bytes or more of a cryptographic hash: the id of a keyed
+ * create, the same for the same key.
+ */
+void thr_id_from_hash(char *dst, const unsigned char *hash);
+
 /* 1 if s (not NUL-terminated) is prefix followed by exactly 24 [A-Za-z0-9]. */
 int thr_id_is_valid(const char *s, size_t len, const char *prefix);
 

@@ -49,7 +49,9 @@ enum {
     NGX_HTTP_THREADS_STMT_ITEM_RETRIEVE,
     NGX_HTTP_THREADS_STMT_ITEM_DELETE,
     NGX_HTTP_THREADS_STMT_ITEM_LIST,        /* 4 variants */
-    NGX_HTTP_THREADS_STMT_THREAD_CONVERT = NGX_HTTP_THREADS_STMT_ITEM_LIST + 4
+    NGX_HTTP_THREADS_STMT_THREAD_CONVERT = NGX_HTTP_THREADS_STMT_ITEM_LIST + 4,
+    NGX_HTTP_THREADS_STMT_CONV_CREATE_KEYED,
+    NGX_HTTP_THREADS_STMT_ITEMS_CREATE_KEYED
 };
 
 
@@ -109,6 +111,11 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
     { "threads_item_list_ab", NGX_HTTP_THREADS_SQL_ITEM_LIST_AB, 6, 1 },
 
     { "threads_thread_convert", NGX_HTTP_THREADS_SQL_THREAD_CONVERT, 3, 0 },
+
+    { "threads_conv_create_keyed", NGX_HTTP_THREADS_SQL_CONV_CREATE_KEYED, 7,
+      1 },
+    { "threads_items_create_keyed", NGX_HTTP_THREADS_SQL_ITEMS_CREATE_KEYED,
+      6, 1 },
 };
 
 
@@ -445,6 +452,38 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
 
 
 /*
+ * A keyed create of one object: its id is the key's for this period (the
+ * handler derived it), and the ids of all three periods go as a text[].
+ */
+static void
+ngx_http_threads_op_key_ids(ngx_http_threads_op_t *op, u_char *id,
+    const char *prefix)
+{
+    u_char      *p;
+    size_t       plen;
+    ngx_uint_t   i;
+
+    plen = ngx_strlen(prefix);
+    ngx_memcpy(id + plen, op->idem_ids[1], THR_ID_CHARS);
+
+    p = op->idem_idlist;
+    *p++ = '{';
+
+    for (i = 0; i < 3; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, prefix, plen);
+        p = ngx_cpymem(p, op->idem_ids[i], THR_ID_CHARS);
+    }
+
+    *p++ = '}';
+    *p = '\0';
+}
+
+
+/*
  * The conversation operations (but the listings), as
  * ngx_http_threads_op_prepare(): $1 owner, $2 the conversation (or the
  * thread to convert).
@@ -471,6 +510,15 @@ ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
         ngx_http_threads_op_param(op, 1, (char *) op->new_id);
         ngx_http_threads_op_param(op, 2, op->conv.metadata);
         ngx_http_threads_op_param(op, 3, op->conv.items);
+
+        if (op->idem_key.len) {
+            ngx_http_threads_op_key_ids(op, op->new_id, "conv_");
+            op->stmt = NGX_HTTP_THREADS_STMT_CONV_CREATE_KEYED;
+            ngx_http_threads_op_param(op, 4, (char *) op->idem_idlist);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_lock);
+        }
+
         return THR_OK;
 
     case NGX_HTTP_THREADS_OP_CONVERSATION_MODIFY:
@@ -499,6 +547,14 @@ ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
 
         op->stmt = NGX_HTTP_THREADS_STMT_ITEMS_CREATE;
         ngx_http_threads_op_param(op, 2, op->conv.items);
+
+        if (op->idem_key.len) {
+            op->stmt = NGX_HTTP_THREADS_STMT_ITEMS_CREATE_KEYED;
+            ngx_http_threads_op_param(op, 3, (char *) op->idem_key.data);
+            ngx_http_threads_op_param(op, 4, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_ttl);
+        }
+
         return THR_OK;
 
     case NGX_HTTP_THREADS_OP_ITEM_RETRIEVE:
@@ -556,10 +612,11 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         ngx_http_threads_op_param(op, 4, op->body.messages);
 
         if (op->idem_key.len) {
+            ngx_http_threads_op_key_ids(op, op->new_id, "thread_");
             op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED;
-            ngx_http_threads_op_param(op, 5, (char *) op->idem_key.data);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_idlist);
             ngx_http_threads_op_param(op, 6, (char *) op->idem_digest);
-            ngx_http_threads_op_param(op, 7, (char *) op->idem_ttl);
+            ngx_http_threads_op_param(op, 7, (char *) op->idem_lock);
         }
 
         return THR_OK;
@@ -610,10 +667,13 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         ngx_http_threads_op_param(op, 3, (char *) op->new_id);
 
         if (op->idem_key.len) {
+            /* the id in the normalized object too: it is stored */
+            ngx_http_threads_op_key_ids(op, op->new_id, "msg_");
+            ngx_memcpy(op->message + 7 + 4, op->idem_ids[1], THR_ID_CHARS);
             op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED;
-            ngx_http_threads_op_param(op, 4, (char *) op->idem_key.data);
+            ngx_http_threads_op_param(op, 4, (char *) op->idem_idlist);
             ngx_http_threads_op_param(op, 5, (char *) op->idem_digest);
-            ngx_http_threads_op_param(op, 6, (char *) op->idem_ttl);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_lock);
         }
 
         return THR_OK;
@@ -831,7 +891,9 @@ ngx_http_threads_op_keyed(ngx_http_request_t *r, ngx_http_threads_op_t *op,
 
     if (ngx_strcmp(state, "missing") == 0) {
         thr_error_set(&err, NGX_HTTP_NOT_FOUND, "invalid_request_error",
-                      NULL, NULL, "No thread found with id '%s'.",
+                      NULL, NULL, "No %s found with id '%s'.",
+                      op->kind == NGX_HTTP_THREADS_OP_ITEM_CREATE
+                      ? "conversation" : "thread",
                       (char *) op->thread_id.data);
 
     } else if (ngx_strcmp(state, "reused") == 0) {
@@ -883,8 +945,8 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_op_t *op,
     switch (status) {
 
     case NGX_HTTP_THREADS_PG_OK:
-        if (op->stmt >= NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED
-            && op->stmt <= NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED
+        /* only the creates take a key: each has its keyed statement */
+        if (op->idem_key.len
             && ngx_http_threads_op_keyed(r, op, res, &rc) != NGX_OK)
         {
             PQclear(res);

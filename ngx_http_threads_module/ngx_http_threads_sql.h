@@ -68,9 +68,11 @@
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_DELETE \
     "WITH d AS (DELETE FROM public.threads WHERE owner = $1 AND id = $2" \
-    " RETURNING id, seq), " \
-    "s AS (INSERT INTO public.thread_tombstones (owner, id, seq)" \
-    " SELECT $1, $2, seq FROM d ON CONFLICT DO NOTHING) " \
+    " RETURNING id, seq, created_at, key_digest), " \
+    "s AS (INSERT INTO public.thread_tombstones (owner, id, seq, created_at," \
+    "  key_digest)" \
+    " SELECT $1, $2, seq, created_at, key_digest FROM d" \
+    " ON CONFLICT DO NOTHING) " \
     "SELECT json_build_object('id', id, 'object', 'thread.deleted'," \
     " 'deleted', true)::text " \
     "FROM d"
@@ -287,9 +289,12 @@
 /* $1 owner, $2 thread, $3 message */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_DELETE \
     "WITH d AS (DELETE FROM public.messages" \
-    " WHERE owner = $1 AND thread_id = $2 AND id = $3 RETURNING id, seq), " \
-    "s AS (INSERT INTO public.message_tombstones (owner, thread_id, id, seq)" \
-    " SELECT $1, $2, $3, seq FROM d ON CONFLICT DO NOTHING) " \
+    " WHERE owner = $1 AND thread_id = $2 AND id = $3" \
+    " RETURNING id, seq, created_at, key_digest), " \
+    "s AS (INSERT INTO public.message_tombstones (owner, thread_id, id, seq," \
+    "  created_at, key_digest)" \
+    " SELECT $1, $2, $3, seq, created_at, key_digest FROM d" \
+    " ON CONFLICT DO NOTHING) " \
     "SELECT (SELECT json_build_object('id', id," \
     "  'object', 'thread.message.deleted', 'deleted', true)::text FROM d) " \
     "FROM public.threads WHERE owner = $1 AND id = $2"
@@ -471,133 +476,208 @@
 
 
 /*
- * Creates with an Idempotency-Key: the key's row is written by the same
- * statement, in the same transaction, as the thread or message it
- * answers for.  The row is (body, state):
+ * Creates with an Idempotency-Key.  A keyed create of one object (thread,
+ * message, conversation) writes nothing beside it: its id is derived from
+ * the owner, the key and the period of the key's life (the handler hashes
+ * them: floor(time / ttl), so a key lives between one and two ttl), and
+ * the digest of its method, path and body is a column of its row
+ * (key_digest, NULL for unkeyed rows).  The statement looks for the ids of
+ * the period before, this one and the next (a clock a little off on
+ * another nginx still finds it) among the rows and their tombstones (a
+ * deleted object's key still replays), and creates the object only when
+ * none is there.  The row is (body, state):
  *
- *   new     the object was created and its key stored: body is the answer
- *   replay  the key was stored with this digest: body is the stored answer
- *   reused  the key was stored with another digest (body NULL)
+ *   new     the object was created: body is the answer
+ *   replay  an object of this key has this digest: body is its answer,
+ *           built again from the same parameters, byte for byte
+ *   reused  an object of this key has another digest (body NULL)
  *   busy    another statement holds the key right now, or committed it
  *           after this one's snapshot was taken (body NULL): retry later
  *   missing (messages) the thread is not there (body NULL)
  *
- * A transaction-scoped advisory lock on (owner, key), taken without
- * waiting, tells a request in flight; the primary key (owner, key) and
- * ON CONFLICT make a second insert impossible whatever the timing.  An
- * expired row is replaced in place.  The answer is built from the
- * parameters with the json_build_object of the plain statement, so that
- * it is byte for byte what a retrieve returns.  Once the key's row is
- * written (o reads i), one keyed create in 8 (by the key's hash) deletes
- * up to 32 expired keys of the same owner, 4 per create on average,
- * through the (owner, expires_at) index (the other 7 skip the scan
- * altogether, a measurable part of the statement): o is materialized, so
- * that it is read once (a subquery rescanned by a join would find the
- * rows it deleted locked no more and go on to the next ones), and SKIP
- * LOCKED never waits, so two pruning creates cannot deadlock.
+ * A transaction-scoped advisory lock on the key's hash ($n, a bigint),
+ * taken without waiting, tells a request in flight; the primary key and
+ * ON CONFLICT DO NOTHING make a second object impossible whatever the
+ * timing.
  */
 
 /*
- * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages, $6 key,
- * $7 digest, $8 seconds the key is kept.
+ * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages, $6 the
+ * key's ids (a text[] of three), $7 digest (hex), $8 the key's lock.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED \
-    "WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext($1)," \
-    " hashtext($6)) AS got), " \
-    "k AS (SELECT digest, body FROM public.idempotency_keys" \
-    " WHERE owner = $1 AND key = $6 AND expires_at > now()), " \
-    "i AS (INSERT INTO public.idempotency_keys (owner, key, digest, body," \
-    "  created_at, expires_at)" \
-    " SELECT $1, $6, $7, json_build_object('id', $2::text, 'object', 'thread'," \
-    "  'created_at', floor(extract(epoch FROM now()))::bigint," \
-    "  'metadata', $3::jsonb, 'tool_resources', $4::jsonb)::text," \
-    "  now(), now() + $8::bigint * interval '1 second'" \
-    " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
-    " ON CONFLICT (owner, key) DO UPDATE SET digest = excluded.digest," \
-    "  body = excluded.body, created_at = excluded.created_at," \
-    "  expires_at = excluded.expires_at" \
-    "  WHERE public.idempotency_keys.expires_at <= now()" \
-    " RETURNING body), " \
+    "WITH l AS (SELECT pg_try_advisory_xact_lock($8::bigint) AS got), " \
+    "k AS (SELECT x.id, x.created_at, x.key_digest FROM public.threads x" \
+    " WHERE x.owner = $1 AND x.id = ANY ($6::text[])" \
+    "  AND x.key_digest IS NOT NULL" \
+    " UNION ALL SELECT y.id, y.created_at, y.key_digest" \
+    " FROM public.thread_tombstones y" \
+    " WHERE y.owner = $1 AND y.id = ANY ($6::text[])" \
+    "  AND y.key_digest IS NOT NULL" \
+    " LIMIT 1), " \
     "t AS (" \
-    " INSERT INTO public.threads (owner, id, created_at, metadata, tool_resources)" \
+    " INSERT INTO public.threads (owner, id, created_at, metadata," \
+    "  tool_resources, key_digest)" \
     " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint," \
-    "  $3::jsonb, $4::jsonb FROM i" \
-    " RETURNING created_at), " \
+    "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
+    " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
+    " ON CONFLICT DO NOTHING RETURNING created_at), " \
     "m AS (" \
     " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata)" \
     " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
     "  e->'attachments', e->'metadata'" \
     " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n), " \
-    "o AS MATERIALIZED (SELECT key FROM public.idempotency_keys" \
-    " WHERE owner = $1 AND expires_at < now() AND key <> $6" \
-    "  AND hashtext($6) & 7 = 0 AND EXISTS (SELECT 1 FROM i)" \
-    " ORDER BY expires_at LIMIT 32 FOR UPDATE SKIP LOCKED), " \
-    "p AS (DELETE FROM public.idempotency_keys" \
-    " WHERE owner = $1 AND key = ANY (ARRAY(SELECT key FROM o))" \
-    "  AND expires_at < now()) " \
-    "SELECT CASE WHEN NOT l.got THEN NULL" \
-    "  WHEN k.digest = $7 THEN k.body" \
-    "  WHEN k.digest IS NULL THEN (SELECT body FROM i) END," \
-    " CASE WHEN NOT l.got THEN 'busy'" \
-    "  WHEN k.digest = $7 THEN 'replay'" \
-    "  WHEN k.digest IS NOT NULL THEN 'reused'" \
-    "  WHEN EXISTS (SELECT 1 FROM i) THEN 'new'" \
-    "  ELSE 'busy' END " \
-    "FROM l LEFT JOIN k ON true"
+    " ORDER BY n) " \
+    "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
+    " json_build_object('id', s.id, 'object', 'thread'," \
+    " 'created_at', s.created_at, 'metadata', $3::jsonb," \
+    " 'tool_resources', $4::jsonb)::text END, s.state " \
+    "FROM (SELECT CASE WHEN NOT l.got THEN 'busy'" \
+    "  WHEN t.created_at IS NOT NULL THEN 'new'" \
+    "  WHEN k.key_digest = decode($7, 'hex') THEN 'replay'" \
+    "  WHEN k.id IS NOT NULL THEN 'reused'" \
+    "  ELSE 'busy' END AS state," \
+    " COALESCE(k.id, $2) AS id," \
+    " COALESCE(t.created_at, k.created_at) AS created_at" \
+    " FROM l LEFT JOIN k ON true LEFT JOIN t ON true) s"
 
 /*
- * $1 owner, $2 thread, $3 message object, $4 message id, $5 key,
- * $6 digest, $7 seconds the key is kept.
+ * $1 owner, $2 thread, $3 message object, $4 message id, $5 the key's ids,
+ * $6 digest, $7 the key's lock.
  */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED \
-    "WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext($1)," \
-    " hashtext($5)) AS got), " \
-    "k AS (SELECT digest, body FROM public.idempotency_keys" \
-    " WHERE owner = $1 AND key = $5 AND expires_at > now()), " \
+    "WITH l AS (SELECT pg_try_advisory_xact_lock($7::bigint) AS got), " \
+    "k AS (SELECT x.id, x.created_at, x.key_digest FROM public.messages x" \
+    " WHERE x.owner = $1 AND x.thread_id = $2 AND x.id = ANY ($5::text[])" \
+    "  AND x.key_digest IS NOT NULL" \
+    " UNION ALL SELECT y.id, y.created_at, y.key_digest" \
+    " FROM public.message_tombstones y" \
+    " WHERE y.owner = $1 AND y.thread_id = $2 AND y.id = ANY ($5::text[])" \
+    "  AND y.key_digest IS NOT NULL" \
+    " LIMIT 1), " \
     "t AS (SELECT id FROM public.threads WHERE owner = $1 AND id = $2" \
     " FOR KEY SHARE), " \
-    "i AS (INSERT INTO public.idempotency_keys (owner, key, digest, body," \
-    "  created_at, expires_at)" \
-    " SELECT $1, $5, $6, json_build_object('id', $4::text," \
-    "  'object', 'thread.message'," \
-    "  'created_at', floor(extract(epoch FROM now()))::bigint," \
-    "  'thread_id', $2::text," \
-    "  'status', 'completed', 'incomplete_details', NULL," \
-    "  'completed_at', floor(extract(epoch FROM now()))::bigint," \
-    "  'incomplete_at', NULL," \
-    "  'role', $3::jsonb->>'role', 'content', $3::jsonb->'content'," \
-    "  'assistant_id', NULL::text, 'run_id', NULL::text," \
-    "  'attachments', $3::jsonb->'attachments'," \
-    "  'metadata', $3::jsonb->'metadata')::text," \
-    "  now(), now() + $7::bigint * interval '1 second'" \
+    "m AS (INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata, key_digest)" \
+    " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb->>'role', $3::jsonb->'content'," \
+    "  $3::jsonb->'attachments', $3::jsonb->'metadata', decode($6, 'hex')" \
     " FROM l, t WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
+    " ON CONFLICT DO NOTHING RETURNING created_at) " \
+    "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
+    " json_build_object('id', s.id, 'object', 'thread.message'," \
+    " 'created_at', s.created_at, 'thread_id', $2::text," \
+    " 'status', 'completed', 'incomplete_details', NULL," \
+    " 'completed_at', s.created_at, 'incomplete_at', NULL," \
+    " 'role', $3::jsonb->>'role', 'content', $3::jsonb->'content'," \
+    " 'assistant_id', NULL::text, 'run_id', NULL::text," \
+    " 'attachments', $3::jsonb->'attachments'," \
+    " 'metadata', $3::jsonb->'metadata')::text END, s.state " \
+    "FROM (SELECT CASE WHEN NOT l.got THEN 'busy'" \
+    "  WHEN m.created_at IS NOT NULL THEN 'new'" \
+    "  WHEN k.key_digest = decode($6, 'hex') THEN 'replay'" \
+    "  WHEN k.id IS NOT NULL THEN 'reused'" \
+    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'missing'" \
+    "  ELSE 'busy' END AS state," \
+    " COALESCE(k.id, $4) AS id," \
+    " COALESCE(m.created_at, k.created_at) AS created_at" \
+    " FROM l LEFT JOIN k ON true LEFT JOIN m ON true) s"
+
+/*
+ * $1 owner, $2 id, $3 metadata, $4 items, $5 the key's ids, $6 digest,
+ * $7 the key's lock.
+ */
+#define NGX_HTTP_THREADS_SQL_CONV_CREATE_KEYED \
+    "WITH l AS (SELECT pg_try_advisory_xact_lock($7::bigint) AS got), " \
+    "k AS (SELECT x.id, x.created_at, x.key_digest" \
+    " FROM public.conversations x" \
+    " WHERE x.owner = $1 AND x.id = ANY ($5::text[])" \
+    "  AND x.key_digest IS NOT NULL" \
+    " UNION ALL SELECT y.id, y.created_at, y.key_digest" \
+    " FROM public.conversation_tombstones y" \
+    " WHERE y.owner = $1 AND y.id = ANY ($5::text[])" \
+    "  AND y.key_digest IS NOT NULL" \
+    " LIMIT 1), " \
+    "c AS (" \
+    " INSERT INTO public.conversations (owner, id, created_at, metadata," \
+    "  key_digest)" \
+    " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint, $3::jsonb," \
+    "  decode($6, 'hex')" \
+    " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
+    " ON CONFLICT DO NOTHING RETURNING created_at), " \
+    "i AS (" \
+    " INSERT INTO public.conversation_items (owner, conversation_id, id," \
+    "  created_at, item)" \
+    " SELECT $1, $2, e->>'id', c.created_at, e" \
+    " FROM c, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n) " \
+    "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
+    " json_build_object('id', s.id, 'object', 'conversation'," \
+    " 'created_at', s.created_at, 'metadata', $3::jsonb)::text END," \
+    " s.state " \
+    "FROM (SELECT CASE WHEN NOT l.got THEN 'busy'" \
+    "  WHEN c.created_at IS NOT NULL THEN 'new'" \
+    "  WHEN k.key_digest = decode($6, 'hex') THEN 'replay'" \
+    "  WHEN k.id IS NOT NULL THEN 'reused'" \
+    "  ELSE 'busy' END AS state," \
+    " COALESCE(k.id, $2) AS id," \
+    " COALESCE(c.created_at, k.created_at) AS created_at" \
+    " FROM l LEFT JOIN k ON true LEFT JOIN c ON true) s"
+
+/*
+ * Items added with a key are several objects whose ids are in the answer:
+ * the answer is kept whole in idempotency_keys, written in the same
+ * statement.  One keyed add in 8 (by the key's hash) prunes up to 32
+ * expired keys of the same owner through the (owner, expires_at) index:
+ * o is materialized so that it is read once, and SKIP LOCKED never waits.
+ *
+ * $1 owner, $2 conversation, $3 items, $4 key, $5 digest, $6 seconds the
+ * key is kept.
+ */
+#define NGX_HTTP_THREADS_SQL_ITEMS_CREATE_KEYED \
+    "WITH l AS (SELECT pg_try_advisory_xact_lock(hashtext($1)," \
+    " hashtext($4)) AS got), " \
+    "k AS (SELECT digest, body FROM public.idempotency_keys" \
+    " WHERE owner = $1 AND key = $4 AND expires_at > now()), " \
+    "c AS (SELECT id FROM public.conversations" \
+    " WHERE owner = $1 AND id = $2 FOR KEY SHARE), " \
+    "i AS (INSERT INTO public.conversation_items (owner, conversation_id, id," \
+    "  created_at, item)" \
+    " SELECT $1, $2, e->>'id', floor(extract(epoch FROM now()))::bigint, e" \
+    " FROM l, c, jsonb_array_elements($3::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
+    " ORDER BY n RETURNING seq, id, item), " \
+    "a AS (SELECT json_build_object('object', 'list'," \
+    " 'data', COALESCE((SELECT json_agg(item ORDER BY seq) FROM i)," \
+    "  '[]'::json)," \
+    " 'first_id', (SELECT id FROM i ORDER BY seq ASC LIMIT 1)," \
+    " 'last_id', (SELECT id FROM i ORDER BY seq DESC LIMIT 1)," \
+    " 'has_more', false)::text AS body), " \
+    "s AS (INSERT INTO public.idempotency_keys (owner, key, digest, body," \
+    "  created_at, expires_at)" \
+    " SELECT $1, $4, $5, a.body, now(), now() + $6::bigint * interval '1 second'" \
+    " FROM a WHERE EXISTS (SELECT 1 FROM i)" \
     " ON CONFLICT (owner, key) DO UPDATE SET digest = excluded.digest," \
     "  body = excluded.body, created_at = excluded.created_at," \
     "  expires_at = excluded.expires_at" \
     "  WHERE public.idempotency_keys.expires_at <= now()" \
     " RETURNING body), " \
-    "m AS (INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
-    "  content, attachments, metadata)" \
-    " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint," \
-    "  $3::jsonb->>'role', $3::jsonb->'content'," \
-    "  $3::jsonb->'attachments', $3::jsonb->'metadata' FROM i), " \
     "o AS MATERIALIZED (SELECT key FROM public.idempotency_keys" \
-    " WHERE owner = $1 AND expires_at < now() AND key <> $5" \
-    "  AND hashtext($5) & 7 = 0 AND EXISTS (SELECT 1 FROM i)" \
+    " WHERE owner = $1 AND expires_at < now() AND key <> $4" \
+    "  AND hashtext($4) & 7 = 0 AND EXISTS (SELECT 1 FROM s)" \
     " ORDER BY expires_at LIMIT 32 FOR UPDATE SKIP LOCKED), " \
     "p AS (DELETE FROM public.idempotency_keys" \
     " WHERE owner = $1 AND key = ANY (ARRAY(SELECT key FROM o))" \
     "  AND expires_at < now()) " \
     "SELECT CASE WHEN NOT l.got THEN NULL" \
-    "  WHEN k.digest = $6 THEN k.body" \
-    "  WHEN k.digest IS NULL THEN (SELECT body FROM i) END," \
+    "  WHEN k.digest = $5 THEN k.body" \
+    "  WHEN k.digest IS NULL THEN (SELECT body FROM s) END," \
     " CASE WHEN NOT l.got THEN 'busy'" \
-    "  WHEN k.digest = $6 THEN 'replay'" \
+    "  WHEN k.digest = $5 THEN 'replay'" \
     "  WHEN k.digest IS NOT NULL THEN 'reused'" \
-    "  WHEN EXISTS (SELECT 1 FROM i) THEN 'new'" \
-    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'missing'" \
+    "  WHEN EXISTS (SELECT 1 FROM s) THEN 'new'" \
+    "  WHEN NOT EXISTS (SELECT 1 FROM c) THEN 'missing'" \
     "  ELSE 'busy' END " \
     "FROM l LEFT JOIN k ON true"
 
@@ -645,9 +725,11 @@
  */
 #define NGX_HTTP_THREADS_SQL_CONV_DELETE \
     "WITH d AS (DELETE FROM public.conversations WHERE owner = $1 AND id = $2" \
-    " RETURNING id, seq), " \
-    "s AS (INSERT INTO public.conversation_tombstones (owner, id, seq)" \
-    " SELECT $1, $2, seq FROM d ON CONFLICT DO NOTHING) " \
+    " RETURNING id, seq, created_at, key_digest), " \
+    "s AS (INSERT INTO public.conversation_tombstones (owner, id, seq," \
+    "  created_at, key_digest)" \
+    " SELECT $1, $2, seq, created_at, key_digest FROM d" \
+    " ON CONFLICT DO NOTHING) " \
     "SELECT json_build_object('id', id, 'object', 'conversation.deleted'," \
     " 'deleted', true)::text " \
     "FROM d"

@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 4.
+-- ngx_http_threads_module storage, schema version 5.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -88,7 +88,8 @@ CREATE INDEX IF NOT EXISTS threads_metadata
 
 -- Version 3: idempotency keys.
 
--- The answer to a create sent with an Idempotency-Key, replayed when the
+-- The answer to items added with an Idempotency-Key (since version 5;
+-- before, to every keyed create), replayed when the
 -- same owner sends the same key again (digest: SHA-256 of the method,
 -- the path and the body).  Keyed creates prune a few expired rows of
 -- their owner through idempotency_keys_expiry; rows of owners who stopped
@@ -163,6 +164,28 @@ CREATE TABLE IF NOT EXISTS conversation_item_tombstones (
 );
 
 INSERT INTO threads_schema (version) VALUES (4) ON CONFLICT DO NOTHING;
+
+-- Version 5: a keyed create of one object keeps its key on the object.
+
+-- The object's id is derived from the owner and the Idempotency-Key, and
+-- key_digest (SHA-256 of the method, the path and the body; NULL when
+-- the create had no key) tells a replay from a key reused for another
+-- request.  Tombstones keep it with created_at, so that the key of a
+-- deleted object still replays.  Adding a nullable column is instant.
+ALTER TABLE threads ADD COLUMN IF NOT EXISTS key_digest bytea;
+ALTER TABLE messages ADD COLUMN IF NOT EXISTS key_digest bytea;
+ALTER TABLE conversations ADD COLUMN IF NOT EXISTS key_digest bytea;
+ALTER TABLE thread_tombstones
+    ADD COLUMN IF NOT EXISTS created_at bigint,
+    ADD COLUMN IF NOT EXISTS key_digest bytea;
+ALTER TABLE message_tombstones
+    ADD COLUMN IF NOT EXISTS created_at bigint,
+    ADD COLUMN IF NOT EXISTS key_digest bytea;
+ALTER TABLE conversation_tombstones
+    ADD COLUMN IF NOT EXISTS created_at bigint,
+    ADD COLUMN IF NOT EXISTS key_digest bytea;
+
+INSERT INTO threads_schema (version) VALUES (5) ON CONFLICT DO NOTHING;
 
 
 COMMIT;

@@ -1,14 +1,16 @@
-# Idempotency-Key on the creates (issue 11): a stored answer replayed byte
-# for byte, 422 for another body, 409 while the first is in flight, 400 for
-# a malformed key, keys scoped by owner, kept for threads_idempotency_ttl
-# and pruned through an index; x-should-retry on 503 and 504; the schema's
-# upgrade from version 2; and the stock Node SDK retrying a create whose
-# response was lost after its commit (t/sdk/idempotency.mjs).
+# Idempotency-Key on the creates (issue 11): an answer replayed byte for
+# byte, 422 for another body, 409 while the first is in flight, 400 for a
+# malformed key, keys scoped by owner, kept between one and two
+# threads_idempotency_ttl (items: stored answers pruned through an index);
+# x-should-retry on 503 and 504; conversations and their items; the
+# schema's upgrade from version 2; and the stock Node SDK retrying a create
+# whose response was lost after its commit (t/sdk/idempotency.mjs).
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
 use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
+use Digest::SHA qw(sha256);
 
 no_shuffle();
 use_api_defaults();
@@ -69,6 +71,21 @@ sub keys_of {
         . owner_of($key) . "'");
 }
 
+# The advisory lock the module takes for a key of POST /threads: the first
+# 8 bytes of SHA-256 of the route, its parent, the owner and the key.
+sub key_lock {
+    my ($owner, $idem) = @_;
+    return unpack 'q<', substr(sha256("POST /threads\n\n$owner\n$idem\n"),
+        0, 8);
+}
+
+sub add_items {
+    my ($key, $conv, $idem) = @_;
+    return req(method => 'POST', path => "/v1/conversations/$conv/items",
+        key => $key, idem => $idem,
+        body => '{"items":[{"type":"message","role":"user","content":"x"}]}');
+}
+
 sub statuses {
     my (%n);
     $n{$_}++ for @_;
@@ -125,8 +142,7 @@ $scenario{'replay'} = sub {
     # a validation error stores nothing: the body may be fixed, same key
     my $bad = create($k, 'key-2', '{"metadata":"nope"}');
     is($bad->{status}, 400, 'an invalid body with a key: 400');
-    is(psql("SELECT count(*) FROM idempotency_keys WHERE key = 'key-2'"), 0,
-        'and its key is not stored');
+    is(threads_of($k), 3, 'nothing was stored');
     my $fixed = create($k, 'key-2', '{"metadata":{}}');
     is($fixed->{status}, 200, 'the fixed body with the same key: 200');
     ok(!exists $fixed->{headers}{'idempotent-replayed'}, 'a new create');
@@ -152,21 +168,98 @@ $scenario{'replay'} = sub {
     my $other = $plain[0]{json}{id};
     my $m3 = req(method => 'POST', path => "/v1/threads/$other/messages",
         key => $k, idem => 'msg-1', body => $mbody);
-    is($m3->{status}, 422, 'the same key and body on another path: 422');
+    # a key belongs to its owner and its create's path
+    is($m3->{status}, 200, 'the same key on another thread\'s path: 200');
+    ok(!exists $m3->{headers}{'idempotent-replayed'}, 'another key there');
+    isnt($m3->{json}{id}, $mid, 'another message');
     my $m4 = create($k, 'msg-1', '{}');
-    is($m4->{status}, 422, 'the same key on another route: 422');
+    is($m4->{status}, 200, 'the same key on another route: 200');
+    ok(!exists $m4->{headers}{'idempotent-replayed'}, 'another key there too');
 
     my $gone = random_thread_id();
     my $m5 = req(method => 'POST', path => "/v1/threads/$gone/messages",
         key => $k, idem => 'msg-2', body => $mbody);
     is($m5->{status}, 404, 'a keyed message to a missing thread: 404');
-    is(psql("SELECT count(*) FROM idempotency_keys WHERE key = 'msg-2'"), 0,
-        'its key is not stored');
+    is(psql("SELECT count(*) FROM messages WHERE owner = '" . owner_of($k)
+        . "' AND key_digest IS NOT NULL"), 2, 'nothing was stored');
 
     # keys on other routes are ignored
     my $mod = req(method => 'POST', path => "/v1/threads/$id", key => $k,
         idem => 'key-1', body => '{"metadata":{"z":"1"}}');
     is($mod->{status}, 200, 'a modify with a key is a plain modify');
+
+    # the key of a deleted object still replays, and creates nothing
+    my $d1 = create($k, 'del-1', '{}');
+    my $did = $d1->{json}{id};
+    is(req(method => 'DELETE', path => "/v1/threads/$did", key => $k)
+        ->{status}, 200, 'a keyed thread deleted');
+    my $d2 = create($k, 'del-1', '{}');
+    is($d2->{status}, 200, 'its key again: 200');
+    is($d2->{headers}{'idempotent-replayed'}, 'true', 'a replay');
+    is($d2->{body}, $d1->{body}, 'of the first answer, byte for byte');
+    is(psql("SELECT count(*) FROM threads WHERE id = '$did'"), 0,
+        'the deleted thread stays deleted');
+    is(create($k, 'del-1', '{"metadata":{"x":"y"}}')->{status}, 422,
+        'another body with it: 422');
+    my $dm1 = req(method => 'POST', path => "/v1/threads/$id/messages",
+        key => $k, idem => 'del-m', body => $mbody);
+    my $dmid = $dm1->{json}{id};
+    req(method => 'DELETE', path => "/v1/threads/$id/messages/$dmid",
+        key => $k);
+    my $dm2 = req(method => 'POST', path => "/v1/threads/$id/messages",
+        key => $k, idem => 'del-m', body => $mbody);
+    is($dm2->{headers}{'idempotent-replayed'}, 'true',
+        'a deleted message\'s key replays too');
+    is($dm2->{body}, $dm1->{body}, 'byte for byte');
+    is(psql("SELECT count(*) FROM messages WHERE id = '$dmid'"), 0,
+        'and the message stays deleted');
+};
+
+$scenario{'conversations'} = sub {
+    my $k = "idem-conv-$$";
+    my $body = '{"metadata":{"c":"1"},"items":[{"type":"message",'
+        . '"role":"user","content":"hi"}]}';
+    my $c1 = req(method => 'POST', path => '/v1/conversations', key => $k,
+        idem => 'conv-1', body => $body);
+    is($c1->{status}, 200, 'a keyed conversation create: 200');
+    my $cid = $c1->{json} && $c1->{json}{id};
+    like($cid // '', qr/^conv_\w{24}$/, 'it made a conversation');
+    my $c2 = req(method => 'POST', path => '/v1/conversations', key => $k,
+        idem => 'conv-1', body => $body);
+    is($c2->{headers}{'idempotent-replayed'}, 'true', 'again: a replay');
+    is($c2->{body}, $c1->{body}, 'byte for byte');
+    my $get = req(method => 'GET', path => "/v1/conversations/$cid",
+        key => $k);
+    is($get->{body}, $c1->{body}, 'what a retrieve returns');
+    is(psql("SELECT count(*) FROM conversations WHERE owner = '"
+        . owner_of($k) . "'"), 1, 'one conversation');
+    is(psql("SELECT count(*) FROM conversation_items WHERE"
+        . " conversation_id = '$cid'"), 1, 'its item once');
+    my $c3 = req(method => 'POST', path => '/v1/conversations', key => $k,
+        idem => 'conv-1', body => '{}');
+    is($c3->{status}, 422, 'another body: 422');
+    is($c3->{json} && $c3->{json}{error}{code}, 'idempotency_key_reused',
+        'idempotency_key_reused');
+
+    my $i1 = add_items($k, $cid, 'items-1');
+    is($i1->{status}, 200, 'keyed items: 200');
+    my $i2 = add_items($k, $cid, 'items-1');
+    is($i2->{headers}{'idempotent-replayed'}, 'true', 'again: a replay');
+    is($i2->{body}, $i1->{body}, 'byte for byte, with the same item ids');
+    is(psql("SELECT count(*) FROM conversation_items WHERE"
+        . " conversation_id = '$cid'"), 2, 'the item was added once');
+    my $i3 = req(method => 'POST', path => "/v1/conversations/$cid/items",
+        key => $k, idem => 'items-1', body => '{"items":[]}');
+    isnt($i3->{status}, 200, 'another body with the key is refused');
+    my $gone = 'conv_' . ('Z' x 24);
+    my $i4 = add_items($k, $gone, 'items-2');
+    is($i4->{status}, 404, 'keyed items for a missing conversation: 404');
+    is(keys_of($k), 1, 'only the stored answer of the items was kept');
+    my $bad = req(method => 'POST', path => '/v1/conversations', key => $k,
+        headers => ['Idempotency-Key: '], body => '{}');
+    is($bad->{status}, 400, 'an empty key on a conversation create: 400');
+    is($bad->{json} && $bad->{json}{error}{param}, 'Idempotency-Key',
+        'param Idempotency-Key');
 };
 
 $scenario{'bad-keys'} = sub {
@@ -213,8 +306,8 @@ $scenario{'in-flight'} = sub {
     if ($pid == 0) {
         open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
             or POSIX::_exit(1);
-        print $p "BEGIN; SELECT pg_advisory_xact_lock(hashtext('$o'),"
-            . " hashtext('busy-1'));\n\\o $flag\nSELECT 1;\n\\o\n"
+        print $p "BEGIN; SELECT pg_advisory_xact_lock("
+            . key_lock($o, 'busy-1') . ");\n\\o $flag\nSELECT 1;\n\\o\n"
             . "SELECT pg_sleep(1.5); COMMIT;\n";
         close $p;
         POSIX::_exit(0);
@@ -227,7 +320,6 @@ $scenario{'in-flight'} = sub {
         'code idempotency_key_in_use');
     is($r->{headers}{'x-should-retry'}, 'true', 'x-should-retry: true');
     is(threads_of($k), 0, 'nothing was stored');
-    is(keys_of($k), 0, 'not even the key');
     waitpid($pid, 0);
     $r = create($k, 'busy-1', '{}');
     is($r->{status}, 200, 'once it is done, the retry creates');
@@ -272,23 +364,45 @@ $scenario{'concurrent'} = sub {
 $scenario{'expiry'} = sub {
     my $k = "idem-ttl-$$";
     my $o = owner_of($k);
+    # periods of 2 s: a key lives from 2 to 4 s; start just after a period
+    # begins, so that the replay at 1.9 s is still in the same one
+    my $t0 = time;
+    sleep(2 - ($t0 - 2 * int($t0 / 2)) + 0.05);
     my $r1 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r1->{status}, 200, 'a keyed create');
-    is(psql("SELECT extract(epoch FROM expires_at - created_at)::int"
-        . " FROM idempotency_keys WHERE owner = '$o' AND key = 'ttl-1'"), 2,
-        'kept for threads_idempotency_ttl');
-    sleep 2.2;
-    my $r2 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
-    is($r2->{status}, 200, 'once expired, the key serves a new create');
-    ok(!exists $r2->{headers}{'idempotent-replayed'}, 'not a replay');
-    isnt($r2->{json}{id}, $r1->{json}{id}, 'a new thread');
-    my $r3 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
+    sleep 1.9;
+    my $r2 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
+    is($r2->{headers}{'idempotent-replayed'}, 'true',
+        'replayed just before threads_idempotency_ttl');
+    sleep 0.4;
+    my $r3 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r3->{headers}{'idempotent-replayed'}, 'true',
-        'the replaced key replays the new answer');
-    is($r3->{body}, $r2->{body}, 'byte for byte');
+        'and after it, in the next period');
+    sleep 2.0;
+    my $r4 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
+    is($r4->{status}, 200, 'two periods on, the key serves a new create');
+    ok(!exists $r4->{headers}{'idempotent-replayed'}, 'not a replay');
+    isnt($r4->{json}{id}, $r1->{json}{id}, 'a new thread');
+    my $r5 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
+    is($r5->{headers}{'idempotent-replayed'}, 'true',
+        'the key replays the new answer');
+    is($r5->{body}, $r4->{body}, 'byte for byte');
+    is(threads_of($k), 2, 'two threads');
 
-    # pruning: one keyed create in 8 (by the key's hash) deletes up to 32
-    # expired keys of its owner, by index; other owners' keys stay
+    # items keep their answers in idempotency_keys, for the ttl
+    my $cid = req(method => 'POST', path => '/v1/conversations', key => $k,
+        body => '{}')->{json}{id};
+    is(add_items($k, $cid, 'ttl-i')->{status}, 200, 'keyed items');
+    is(psql("SELECT extract(epoch FROM expires_at - created_at)::int"
+        . " FROM idempotency_keys WHERE owner = '$o' AND key = 'ttl-i'"), 2,
+        'their answer is kept for threads_idempotency_ttl');
+    sleep 2.2;
+    my $i2 = add_items($k, $cid, 'ttl-i');
+    is($i2->{status}, 200, 'once expired, the key adds again');
+    ok(!exists $i2->{headers}{'idempotent-replayed'}, 'not a replay');
+
+    # pruning: one keyed add of items in 8 (by the key's hash) deletes up
+    # to 32 expired keys of its owner, by index; other owners' keys stay
     my @gate = split ' ', psql("SELECT string_agg(k, ' ') FROM (SELECT"
         . " 'prune-' || i AS k FROM generate_series(1, 1000) i"
         . " WHERE hashtext('prune-' || i) & 7 = 0 LIMIT 3) x");
@@ -313,19 +427,19 @@ $scenario{'expiry'} = sub {
             . " WHERE relname = 'idempotency_keys'");
     };
     my ($seq0, $idx0) = split ' ', $stats->();
-    is(create($k, $skip, '{}')->{status}, 200, "a keyed create ($skip)");
+    is(add_items($k, $cid, $skip)->{status}, 200, "keyed items ($skip)");
     is($old->(), 40, 'the 7 creates in 8 that do not prune leave them');
-    is(create($k, $gate[0], '{}')->{status}, 200, "a keyed create ($gate[0])");
+    is(add_items($k, $cid, $gate[0])->{status}, 200, "keyed items ($gate[0])");
     is($old->(), 8, 'one that prunes deletes 32 expired keys');
     is(psql("SELECT min(substr(key, 5)::int) FROM idempotency_keys"
         . " WHERE owner = '$o' AND key LIKE 'old-%'"), 33, 'the oldest first');
-    create($k, $_, '{}') for @gate[1, 2];
+    add_items($k, $cid, $_) for @gate[1, 2];
     is($old->(), 0, 'the next one deletes the rest');
     my ($seq, $idx);
     # statistics reach the views within a few seconds
     ok(wait_for(sub { ($seq, $idx) = split ' ', $stats->(); $idx >= $idx0 + 3 },
-        15), 'each pruning create went through the (owner, expires_at) index');
-    is($seq, $seq0, 'no keyed create scanned the whole table');
+        15), 'each pruning add went through the (owner, expires_at) index');
+    is($seq, $seq0, 'no keyed add scanned the whole table');
     is(psql("SELECT count(*) FROM idempotency_keys WHERE owner LIKE"
         . " 'other-%'"), 5000, 'other owners\' keys are untouched');
     psql("DELETE FROM idempotency_keys WHERE owner LIKE 'other-%'");
@@ -397,6 +511,12 @@ apply_schema($v2);
     # back to version 2: what versions 3 and up added goes
     psql("DROP TABLE idempotency_keys; DROP TABLE conversation_item_tombstones,"
         . " conversation_tombstones, conversation_items, conversations;"
+        . " ALTER TABLE threads DROP COLUMN key_digest;"
+        . " ALTER TABLE messages DROP COLUMN key_digest;"
+        . " ALTER TABLE thread_tombstones DROP COLUMN key_digest,"
+        . "  DROP COLUMN created_at;"
+        . " ALTER TABLE message_tombstones DROP COLUMN key_digest,"
+        . "  DROP COLUMN created_at;"
         . " DELETE FROM threads_schema WHERE version >= 3");
     seed_thread(key => 'k1', id => 'thread_' . ('W' x 24));
 }
@@ -414,8 +534,8 @@ $scenario{'upgrade'} = sub {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     is(psql("SELECT count(*) FROM threads WHERE id = 'thread_" . ('W' x 24)
         . "'"), 1, 'the version 2 data was kept');
-    is(psql('SELECT max(version) FROM threads_schema'), 4,
-        'the schema says version 4');
+    is(psql('SELECT max(version) FROM threads_schema'), 5,
+        'the schema says version 5');
 };
 
 $scenario{'sdk'} = sub {
@@ -549,7 +669,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 30
 --- error_log
-the database has schema version 2, this module needs 4
+the database has schema version 2, this module needs 5
 --- no_error_log
 [alert]
 
@@ -562,4 +682,16 @@ Authorization: Bearer k1
 --- error_code: 404
 --- timeout: 90
 --- no_error_log
+[alert]
+
+=== TEST 10: conversations and their items take a key
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: conversations
+--- error_code: 404
+--- timeout: 30
+--- no_error_log
+[error]
 [alert]

@@ -109,11 +109,49 @@ test_is_valid(void)
 }
 
 
+static void
+test_from_hash(void)
+{
+    unsigned char  hash[32];
+    char           a[sizeof("thread_") + THR_ID_CHARS];
+    char           b[sizeof("thread_") + THR_ID_CHARS];
+    int            i;
+
+    for (i = 0; i < 32; i++) {
+        hash[i] = (unsigned char) (i * 37 + 11);
+    }
+
+    /* the 24 characters only, after a prefix the caller wrote */
+    memcpy(a, "thread_", 7);
+    memset(a + 7, '?', THR_ID_CHARS + 1);
+    thr_id_from_hash(a + 7, hash);
+    CHECK(a[7 + THR_ID_CHARS] == '?');
+    a[7 + THR_ID_CHARS] = '\0';
+    CHECK(thr_id_is_valid(a, strlen(a), "thread_"));
+
+    /* the same hash, the same id; another hash, another id */
+    memcpy(b, a, sizeof(b));
+    thr_id_from_hash(b + 7, hash);
+    CHECK(strcmp(a, b) == 0);
+    hash[0] ^= 1;
+    thr_id_from_hash(b + 7, hash);
+    CHECK(strcmp(a, b) != 0);
+
+    /* every byte value maps into the alphabet */
+    for (i = 0; i < 256; i++) {
+        memset(hash, i, sizeof(hash));
+        thr_id_from_hash(b + 7, hash);
+        CHECK(thr_id_is_valid(b, strlen(b), "thread_"));
+    }
+}
+
+
 int
 main(void)
 {
     test_make();
     test_is_valid();
+    test_from_hash();
 
     printf("%d passed, %d failed\n", passed, failed);
 
