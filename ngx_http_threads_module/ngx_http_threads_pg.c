@@ -792,6 +792,17 @@ ngx_http_threads_pg_event(ngx_event_t *ev)
     ngx_connection_t            *c = ev->data;
     ngx_http_threads_pg_conn_t  *pc = c->data;
 
+    /*
+     * Writable is news only to a connection being set up or with bytes
+     * left to send; what arrives is the read event's (epoll reports both
+     * edges at once after every answer: this saves a read and an ioctl).
+     */
+    if (ev->write && !pc->flushing
+        && pc->state != NGX_HTTP_THREADS_PG_CONNECTING)
+    {
+        return;
+    }
+
     switch (pc->state) {
 
     case NGX_HTTP_THREADS_PG_CONNECTING:

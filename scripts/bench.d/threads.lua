@@ -1,6 +1,6 @@
 -- wrk script for scripts/bench.  One file for every workload, named by
--- BENCH_WORKLOAD: seed, create, create-keyed, retrieve, modify, delete, mix,
--- message-create, list, conv-create, item-list.
+-- BENCH_WORKLOAD: seed, create, create-keyed, retrieve, static, modify,
+-- delete, mix, message-create, list, conv-create, item-list.
 -- wrk runs this file once in its main Lua state (setup, done) and once per
 -- thread (init, request, response), so counters are per thread and done()
 -- adds them up.
@@ -104,6 +104,11 @@ local function item_list()
         .. "/items?limit=20", headers)
 end
 
+-- nginx's own answer of a retrieve's body, no module: the floor
+local function static()
+    return wrk.format("GET", "/static/thread", headers)
+end
+
 local function mix()             -- 70% retrieve, 20% create, 10% modify
     local r = math.random(100)
     if r <= 70 then return retrieve() end
@@ -116,7 +121,7 @@ request = ({ seed = create, create = create, ["create-keyed"] = create_keyed,
              modify = modify, delete = delete, mix = mix,
              ["message-create"] = message_create, list = list,
              ["conv-create"] = conv_create,
-             ["item-list"] = item_list })[workload]
+             ["item-list"] = item_list, static = static })[workload]
 
 function response(status, hdrs, body)
     if status < 200 or status > 299 then
