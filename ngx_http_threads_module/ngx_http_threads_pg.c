@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <netdb.h>
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 
 #include "ngx_http_threads_pg.h"
@@ -83,11 +84,14 @@ struct ngx_http_threads_pg_conn_s {
     ngx_connection_t              *c;
     ino_t                          ino;      /* to notice a new socket */
     ngx_event_t                    timer;
+    ngx_event_t                    flush;    /* posted: send what is sent */
     ngx_http_threads_pg_state_e    state;
     ngx_queue_t                    inflight; /* slots, oldest first */
     ngx_uint_t                     ninflight;
     uint64_t                       prepared; /* bit per statement */
     unsigned                       flushing:1;
+    unsigned                       corked:1; /* TCP_CORK until the flush */
+    unsigned                       unix_socket:1; /* no TCP_CORK there */
     unsigned                       reused:1;
     unsigned                       recycle:1; /* close once idle */
     unsigned                       checking:1; /* schema check on it */
@@ -143,6 +147,7 @@ static ngx_int_t ngx_http_threads_pg_register(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_unregister(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_event(ngx_event_t *ev);
 static void ngx_http_threads_pg_timeout(ngx_event_t *ev);
+static void ngx_http_threads_pg_flush(ngx_event_t *ev);
 static void ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc);
 static ngx_int_t ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
@@ -642,6 +647,9 @@ ngx_http_threads_pg_connect(void)
     pc->timer.handler = ngx_http_threads_pg_timeout;
     pc->timer.data = pc;
     pc->timer.log = pool->log;
+    pc->flush.handler = ngx_http_threads_pg_flush;
+    pc->flush.data = pc;
+    pc->flush.log = pool->log;
     pc->deadline = ngx_current_msec + pool->conf->connect_timeout;
 
     nhosts = pool->conf->hosts ? pool->conf->hosts->nelts : 1;
@@ -1005,6 +1013,24 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
         slot->ends = 2;
     }
 
+    /*
+     * libpq 15 sends each sync at once: a second query in this pass of
+     * the event loop corks the socket, so that it and the next ones leave
+     * in one segment when the pass ends (a Unix socket has no cork).
+     */
+    if (rc && pc->flush.posted && !pc->corked && !pc->unix_socket) {
+        int  on = 1;
+
+        if (setsockopt(PQsocket(pc->pg), IPPROTO_TCP, TCP_CORK, &on,
+                       sizeof(on)) == 0)
+        {
+            pc->corked = 1;
+
+        } else {
+            pc->unix_socket = 1;    /* or whatever takes no cork */
+        }
+    }
+
     if (rc && pool->conf->prepare) {
         rc = PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams,
                                  q->values, q->lengths, NULL, 0);
@@ -1047,19 +1073,49 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
         ngx_add_timer(&pc->timer, pool->conf->query_timeout);
     }
 
-    rc = PQflush(pc->pg);
+    /*
+     * Sent once this pass of the event loop is over, with the queries of
+     * other requests that came in the same pass: one send for them all.
+     * Until then a write edge flushes too.
+     */
+    pc->flushing = 1;
+
+    if (!pc->flush.posted) {
+        ngx_post_event(&pc->flush, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_threads_pg_flush(ngx_event_t *ev)
+{
+    int                          rc;
+    ngx_http_threads_pg_conn_t  *pc = ev->data;
+
+    rc = pc->flushing ? PQflush(pc->pg) : 0;
+
+    if (pc->corked) {
+        int  off = 0;
+
+        /* what is queued goes now; the rest on write events, uncorked */
+        (void) setsockopt(PQsocket(pc->pg), IPPROTO_TCP, TCP_CORK, &off,
+                          sizeof(off));
+        pc->corked = 0;
+    }
 
     if (rc == -1) {
-        ngx_log_error(NGX_LOG_ERR, q->log, 0,
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                       "threads: cannot send to the database: %s",
                       PQerrorMessage(pc->pg));
-        return NGX_ERROR;
+        ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
+        ngx_http_threads_pg_gauges();
+        return;
     }
 
     /* rc == 1: the rest goes out on write events */
     pc->flushing = (rc == 1);
-
-    return NGX_OK;
 }
 
 
@@ -1529,6 +1585,10 @@ ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
 
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->flush.posted) {
+        ngx_delete_posted_event(&pc->flush);
     }
 
     if (pc->state == NGX_HTTP_THREADS_PG_CONNECTING) {
