@@ -1129,7 +1129,8 @@ ngx_http_threads_body_gather(ngx_chain_t *bufs, u_char **data, size_t *len,
 
 
 static void
-ngx_http_threads_body_validate(ngx_http_threads_op_t *op, ngx_chain_t *bufs)
+ngx_http_threads_body_validate(ngx_http_threads_op_t *op, ngx_chain_t *bufs,
+    ngx_log_t *thread_log)
 {
     u_char  *data, *copy;
     size_t   len;
@@ -1145,6 +1146,10 @@ ngx_http_threads_body_validate(ngx_http_threads_op_t *op, ngx_chain_t *bufs)
 
     } else {
         ngx_http_threads_op_validate(op, (char *) data, len);
+
+        if (thread_log) {
+            ngx_http_threads_op_direct(op, len, thread_log);
+        }
     }
 
     free(copy);
@@ -1158,7 +1163,7 @@ ngx_http_threads_body_thread(void *data, ngx_log_t *log)
 {
     ngx_http_threads_body_task_t  *t = data;
 
-    ngx_http_threads_body_validate(t->op, t->bufs);
+    ngx_http_threads_body_validate(t->op, t->bufs, log);
 }
 
 
@@ -1299,8 +1304,9 @@ ngx_http_threads_body_handler(ngx_http_request_t *r)
     }
 #endif
 
+    /* on the event loop: no statement runs here */
     ngx_http_threads_body_validate(op, r->request_body
-                                       ? r->request_body->bufs : NULL);
+                                       ? r->request_body->bufs : NULL, NULL);
 
     rc = ngx_http_threads_op_run(op);
     if (rc != NGX_DONE) {

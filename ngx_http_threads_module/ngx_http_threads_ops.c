@@ -21,6 +21,13 @@
 /* A body or a result past this size marks its request as large. */
 #define NGX_HTTP_THREADS_LARGE  (1024 * 1024)
 
+/*
+ * A create past this size runs in its validation's thread: libpq copies
+ * about 1 ms of parameters per 2 MB, and its buffer's first growth costs
+ * page faults besides.
+ */
+#define NGX_HTTP_THREADS_DIRECT  (4 * 1024 * 1024)
+
 
 enum {
     NGX_HTTP_THREADS_STMT_THREAD_CREATE = 0,
@@ -261,6 +268,11 @@ ngx_http_threads_op_release(ngx_http_threads_op_t *op)
     thr_list_args_free(&op->args);
     thr_conv_req_free(&op->conv);
     free(op->message);
+
+    if (op->direct_res) {
+        PQclear(op->direct_res);
+        op->direct_res = NULL;
+    }
     op->message = NULL;
 }
 
@@ -728,9 +740,31 @@ ngx_http_threads_op_validate(ngx_http_threads_op_t *op, const char *input,
 }
 
 
+void
+ngx_http_threads_op_direct(ngx_http_threads_op_t *op, size_t len,
+    ngx_log_t *log)
+{
+    if (op->rc != THR_OK || len <= NGX_HTTP_THREADS_DIRECT
+        || (op->kind != NGX_HTTP_THREADS_OP_THREAD_CREATE
+            && op->kind != NGX_HTTP_THREADS_OP_MESSAGE_CREATE
+            && op->kind != NGX_HTTP_THREADS_OP_CONVERSATION_CREATE
+            && op->kind != NGX_HTTP_THREADS_OP_ITEM_CREATE))
+    {
+        return;
+    }
+
+    op->direct_status = ngx_http_threads_pg_direct(
+                            &ngx_http_threads_stmts[op->stmt], op->values,
+                            op->lengths, log, &op->direct_res);
+    op->direct = 1;
+}
+
+
 ngx_int_t
 ngx_http_threads_op_run(ngx_http_threads_op_t *op)
 {
+    PGresult  *res;
+
     ngx_http_request_t  *r = op->request;
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -760,6 +794,18 @@ ngx_http_threads_op_run(ngx_http_threads_op_t *op)
      */
     if (op->large) {
         ngx_time_update();
+    }
+
+    if (op->direct) {
+        /* it ran in the validation's thread: the answer is here */
+        op->direct = 0;
+        res = op->direct_res;
+        op->direct_res = NULL;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "threads: op %d ran in a thread", (int) op->kind);
+
+        return ngx_http_threads_op_result(r, op, op->direct_status, res);
     }
 
     op->query.stmt = &ngx_http_threads_stmts[op->stmt];

@@ -106,6 +106,14 @@ typedef struct {
     /* a word of its own: validation writes it, maybe in a thread */
     u_char                        large;        /* big body or result */
 
+    /*
+     * A very large create ran in the validation's thread, on a connection
+     * of its own (ngx_http_threads_op_direct): its answer, for op_run.
+     */
+    u_char                        direct;
+    ngx_http_threads_pg_status_e  direct_status;
+    PGresult                     *direct_res;
+
     /* written on the event loop only */
     unsigned                      validating:1; /* in a thread right now */
     unsigned                      gone:1;       /* the request went away */
@@ -132,6 +140,15 @@ void ngx_http_threads_op_validate(ngx_http_threads_op_t *op,
  * for an op that was being validated then: its thread's end does.
  */
 void ngx_http_threads_op_release(ngx_http_threads_op_t *op);
+
+/*
+ * For the thread that validated a body of len bytes, right after: a
+ * create over NGX_HTTP_THREADS_DIRECT runs there, blocking that thread
+ * only, on a connection of its own, so that libpq's copy of its
+ * parameters never holds the event loop.
+ */
+void ngx_http_threads_op_direct(ngx_http_threads_op_t *op, size_t len,
+    ngx_log_t *log);
 
 /*
  * NGX_DONE: the statement went to the pool, and the request is finalized

@@ -2331,3 +2331,165 @@ ngx_http_threads_pg_split_hosts(ngx_conf_t *cf,
 
     return NGX_CONF_OK;
 }
+
+
+/*
+ * One statement on a connection of its own, for a thread of nginx's pool
+ * and never for the event loop: a create so large that libpq's copy of
+ * its parameters into a pool connection's buffer would hold the event
+ * loop for tens of milliseconds.  It blocks its thread only: it connects
+ * (to the addresses resolved at configuration), checks the schema
+ * version as every pool connection does, runs the statement unnamed
+ * with the pool's timeouts, and closes.  It reads the configuration and
+ * nothing else of the pool.
+ */
+ngx_http_threads_pg_status_e
+ngx_http_threads_pg_direct(const ngx_http_threads_pg_stmt_t *stmt,
+    const char *const *values, const int *lengths, ngx_log_t *log,
+    PGresult **out)
+{
+    char                          tmo[NGX_INT_T_LEN + 1], *opts;
+    const char                   *sqlstate, *old, **kw, **val;
+    size_t                        len;
+    PGconn                       *pg;
+    PGresult                     *res;
+    ngx_int_t                     version;
+    ngx_uint_t                    i, n;
+    ngx_http_threads_pg_status_e  status;
+    ngx_http_threads_pg_conf_t   *conf = ngx_http_threads_pg_pool.conf;
+
+    *out = NULL;
+
+    kw = malloc((conf->nvalues + 3) * sizeof(char *));
+    val = malloc((conf->nvalues + 3) * sizeof(char *));
+    opts = NULL;
+    old = NULL;
+
+    if (kw == NULL || val == NULL) {
+        free(kw);
+        free(val);
+        return NGX_HTTP_THREADS_PG_ERROR;
+    }
+
+    n = 0;
+
+    for (i = 0; conf->keywords[i]; i++) {
+        if (ngx_strcmp(conf->keywords[i], "options") == 0) {
+            old = conf->values[i];
+            continue;
+        }
+
+        if (ngx_strcmp(conf->keywords[i], "connect_timeout") == 0) {
+            continue;
+        }
+
+        kw[n] = conf->keywords[i];
+        val[n] = conf->values[i];
+        n++;
+    }
+
+    /* libpq counts whole seconds, and takes 1 as 2 */
+    ngx_sprintf((u_char *) tmo, "%ui%Z",
+                ngx_max((conf->connect_timeout + 999) / 1000, 2));
+    kw[n] = "connect_timeout";
+    val[n] = tmo;
+    n++;
+
+    len = (old ? ngx_strlen(old) + 1 : 0) + sizeof("-c statement_timeout=")
+          + NGX_INT_T_LEN + 2;
+    opts = malloc(len);
+
+    if (opts == NULL) {
+        status = NGX_HTTP_THREADS_PG_ERROR;
+        pg = NULL;
+        goto done;
+    }
+
+    ngx_sprintf((u_char *) opts, "%s%s-c statement_timeout=%M%Z",
+                old ? old : "", old ? " " : "", conf->query_timeout);
+    kw[n] = "options";
+    val[n] = opts;
+    n++;
+
+    kw[n] = NULL;
+    val[n] = NULL;
+
+    pg = PQconnectdbParams(kw, val, 0);
+
+    if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: cannot connect to the database: %s",
+                      pg ? PQerrorMessage(pg) : "out of memory");
+        status = NGX_HTTP_THREADS_PG_UNAVAILABLE;
+        goto done;
+    }
+
+    res = PQexecParams(pg, NGX_HTTP_THREADS_PG_SCHEMA_SQL, 0, NULL, NULL,
+                       NULL, NULL, 0);
+
+    version = -1;
+
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        version = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                           ngx_strlen(PQgetvalue(res, 0, 0)));
+    }
+
+    PQclear(res);
+
+    if (version < NGX_HTTP_THREADS_PG_SCHEMA) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: the database has schema version %i, this "
+                      "module needs %d: apply scripts/schema.sql",
+                      version < 0 ? 0 : version, NGX_HTTP_THREADS_PG_SCHEMA);
+        status = NGX_HTTP_THREADS_PG_UNAVAILABLE;
+        goto done;
+    }
+
+    res = PQexecParams(pg, stmt->sql, stmt->nparams, NULL, values, lengths,
+                       NULL, 0);
+
+    switch (PQresultStatus(res)) {
+
+    case PGRES_TUPLES_OK:
+    case PGRES_COMMAND_OK:
+        *out = res;
+        status = NGX_HTTP_THREADS_PG_OK;
+        break;
+
+    default:
+        sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "threads: statement \"%s\" failed: %s", stmt->name,
+                      PQresultErrorMessage(res));
+
+        if (sqlstate && ngx_strcmp(sqlstate, "57014") == 0) {
+            /* statement_timeout: the pool's query timeout */
+            status = NGX_HTTP_THREADS_PG_TIMEOUT;
+
+        } else if (res == NULL
+                   || ngx_http_threads_pg_classify(sqlstate)
+                      != NGX_HTTP_THREADS_PG_STATEMENT)
+        {
+            status = NGX_HTTP_THREADS_PG_UNAVAILABLE;
+
+        } else {
+            status = NGX_HTTP_THREADS_PG_ERROR;
+        }
+
+        PQclear(res);
+        break;
+    }
+
+done:
+
+    if (pg) {
+        PQfinish(pg);
+    }
+
+    free(opts);
+    free(kw);
+    free(val);
+
+    return status;
+}

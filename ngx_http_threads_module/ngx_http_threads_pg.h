@@ -110,6 +110,15 @@ void ngx_http_threads_pg_run(ngx_http_threads_pg_query_t *q);
 /* Forgets q: its handler will not run.  Safe to call at any time. */
 void ngx_http_threads_pg_cancel(ngx_http_threads_pg_query_t *q);
 
+/*
+ * Runs one statement on a connection of its own, blocking its caller: for
+ * a thread of nginx's pool only, never the event loop.  *res is the
+ * result when NGX_HTTP_THREADS_PG_OK (the caller clears it).
+ */
+ngx_http_threads_pg_status_e ngx_http_threads_pg_direct(
+    const ngx_http_threads_pg_stmt_t *stmt, const char *const *values,
+    const int *lengths, ngx_log_t *log, PGresult **res);
+
 /* Parses and resolves a conninfo string at configuration time. */
 char *ngx_http_threads_pg_parse_conninfo(ngx_conf_t *cf,
     ngx_http_threads_pg_conf_t *conf, ngx_str_t *conninfo);
