@@ -966,6 +966,27 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
 }
 
 
+/* A cleared slot: a freed one again, or a new one (NULL: no memory). */
+static ngx_http_threads_pg_slot_t *
+ngx_http_threads_pg_slot_get(void)
+{
+    ngx_queue_t                 *head;
+    ngx_http_threads_pg_slot_t  *slot;
+    ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
+
+    if (ngx_queue_empty(&pool->free_slots)) {
+        return ngx_calloc(sizeof(ngx_http_threads_pg_slot_t), pool->log);
+    }
+
+    head = ngx_queue_head(&pool->free_slots);
+    ngx_queue_remove(head);
+    slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
+    ngx_memzero(slot, sizeof(ngx_http_threads_pg_slot_t));
+
+    return slot;
+}
+
+
 /*
  * Puts q on the wire as its own sync segment, with a Prepare in front the
  * first time this connection meets the statement.  NGX_ERROR: the
@@ -978,23 +999,14 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 {
     int                                rc;
     uint64_t                           bit;
-    ngx_queue_t                       *head;
     ngx_http_threads_pg_slot_t        *slot;
     ngx_http_threads_pg_pool_t        *pool = &ngx_http_threads_pg_pool;
     const ngx_http_threads_pg_stmt_t  *stmt = q->stmt;
 
-    if (!ngx_queue_empty(&pool->free_slots)) {
-        head = ngx_queue_head(&pool->free_slots);
-        ngx_queue_remove(head);
-        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
-        ngx_memzero(slot, sizeof(ngx_http_threads_pg_slot_t));
-
-    } else {
-        slot = ngx_calloc(sizeof(ngx_http_threads_pg_slot_t), pool->log);
-        if (slot == NULL) {
-            ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
-            return NGX_OK;
-        }
+    slot = ngx_http_threads_pg_slot_get();
+    if (slot == NULL) {
+        ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
+        return NGX_OK;
     }
 
     bit = (uint64_t) 1 << q->stmt_index;
@@ -1773,21 +1785,12 @@ static ngx_int_t
 ngx_http_threads_pg_send_check(ngx_http_threads_pg_conn_t *pc)
 {
     int                          rc;
-    ngx_queue_t                 *head;
     ngx_http_threads_pg_slot_t  *slot;
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
 
-    if (!ngx_queue_empty(&pool->free_slots)) {
-        head = ngx_queue_head(&pool->free_slots);
-        ngx_queue_remove(head);
-        slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
-        ngx_memzero(slot, sizeof(ngx_http_threads_pg_slot_t));
-
-    } else {
-        slot = ngx_calloc(sizeof(ngx_http_threads_pg_slot_t), pool->log);
-        if (slot == NULL) {
-            return NGX_ERROR;
-        }
+    slot = ngx_http_threads_pg_slot_get();
+    if (slot == NULL) {
+        return NGX_ERROR;
     }
 
     slot->check = 1;
