@@ -256,6 +256,9 @@ ngx_http_threads_handler_used(void)
 static ngx_int_t
 ngx_http_threads_api_init_process(ngx_cycle_t *cycle)
 {
+    /* random bytes the master might have drawn are not this worker's */
+    thr_random_forget();
+
 #if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
     ngx_http_threads_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 #else

@@ -1,5 +1,6 @@
 /*
- * Object ids from the kernel's CSPRNG.  Plain C, no nginx types.
+ * Object ids and request ids from the kernel's CSPRNG.  Plain C, no nginx
+ * types.
  */
 
 #include <errno.h>
@@ -19,25 +20,30 @@ static const char  thr_id_alphabet[] =
 #define THR_ID_BYTE_LIMIT    (256 / THR_ID_ALPHABET_LEN * THR_ID_ALPHABET_LEN)
 
 
+/*
+ * getrandom(2) bytes, THR_RANDOM_BUF at a time, so that one system call
+ * serves dozens of ids and request ids.  Per thread: the validation thread
+ * pool draws ids too.  A worker forgets what its parent drew
+ * (thr_random_forget at its start), so no two processes hand out the same
+ * bytes; each byte is wiped once handed out.
+ */
+#define THR_RANDOM_BUF  512
+
+static __thread unsigned char  thr_random_buf[THR_RANDOM_BUF];
+static __thread size_t         thr_random_pos;
+static __thread size_t         thr_random_end;
+
+
 int
-thr_id_make(char *dst, const char *prefix)
+thr_random(unsigned char *dst, size_t n)
 {
-    unsigned char  buf[32];
-    size_t         plen, n, have, i;
-    ssize_t        r;
+    size_t   take;
+    ssize_t  r;
 
-    plen = strlen(prefix);
-    memcpy(dst, prefix, plen);
-    dst += plen;
+    while (n > 0) {
 
-    n = 0;
-    have = 0;
-    i = 0;
-
-    while (n < THR_ID_CHARS) {
-
-        if (i == have) {
-            r = getrandom(buf, sizeof(buf), 0);
+        if (thr_random_pos == thr_random_end) {
+            r = getrandom(thr_random_buf, sizeof(thr_random_buf), 0);
 
             if (r < 0) {
                 if (errno == EINTR) {
@@ -48,9 +54,58 @@ thr_id_make(char *dst, const char *prefix)
             }
 
             /* a short read is fine: use what came and ask again */
-            have = (size_t) r;
-            i = 0;
+            thr_random_pos = 0;
+            thr_random_end = (size_t) r;
             continue;
+        }
+
+        take = thr_random_end - thr_random_pos;
+        if (take > n) {
+            take = n;
+        }
+
+        memcpy(dst, thr_random_buf + thr_random_pos, take);
+        memset(thr_random_buf + thr_random_pos, 0, take);
+
+        thr_random_pos += take;
+        dst += take;
+        n -= take;
+    }
+
+    return 0;
+}
+
+
+void
+thr_random_forget(void)
+{
+    memset(thr_random_buf, 0, sizeof(thr_random_buf));
+    thr_random_pos = 0;
+    thr_random_end = 0;
+}
+
+
+int
+thr_id_make(char *dst, const char *prefix)
+{
+    unsigned char  buf[32];
+    size_t         plen, n, i;
+
+    plen = strlen(prefix);
+    memcpy(dst, prefix, plen);
+    dst += plen;
+
+    n = 0;
+    i = sizeof(buf);
+
+    while (n < THR_ID_CHARS) {
+
+        if (i == sizeof(buf)) {
+            if (thr_random(buf, sizeof(buf)) != 0) {
+                return -1;
+            }
+
+            i = 0;
         }
 
         if (buf[i] < THR_ID_BYTE_LIMIT) {
@@ -61,6 +116,26 @@ thr_id_make(char *dst, const char *prefix)
     }
 
     dst[n] = '\0';
+
+    return 0;
+}
+
+
+int
+thr_request_id(char *dst)
+{
+    static const char  hex[] = "0123456789abcdef";
+    unsigned char      buf[THR_REQUEST_ID_CHARS / 2];
+    size_t             i;
+
+    if (thr_random(buf, sizeof(buf)) != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < sizeof(buf); i++) {
+        dst[2 * i] = hex[buf[i] >> 4];
+        dst[2 * i + 1] = hex[buf[i] & 0xf];
+    }
 
     return 0;
 }

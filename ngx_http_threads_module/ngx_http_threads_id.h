@@ -1,6 +1,7 @@
 /*
  * Object ids: a prefix ("thread_", "msg_") and 24 characters of
- * [A-Za-z0-9] drawn from getrandom(2).  Plain C, no nginx types.
+ * [A-Za-z0-9] drawn from getrandom(2); request ids.  Plain C, no nginx
+ * types.
  */
 
 #ifndef NGX_HTTP_THREADS_ID_H_INCLUDED_
@@ -9,7 +10,23 @@
 #include <stddef.h>
 
 
-#define THR_ID_CHARS  24
+#define THR_ID_CHARS          24
+#define THR_REQUEST_ID_CHARS  32
+
+/*
+ * Fills dst with n bytes from the kernel's CSPRNG, drawn through a small
+ * per-thread buffer.  Returns 0, or -1 if the kernel gave none (errno set).
+ */
+int thr_random(unsigned char *dst, size_t n);
+
+/* Wipes the calling thread's buffer: a new process must draw its own. */
+void thr_random_forget(void);
+
+/*
+ * Writes 32 lowercase hex characters (16 random bytes, no NUL) into dst:
+ * an x-request-id, in the format of nginx's $request_id.  Returns 0 or -1.
+ */
+int thr_request_id(char *dst);
 
 /*
  * Writes prefix, 24 random characters and a NUL into dst, which holds at

@@ -10,6 +10,32 @@ use_api_defaults();
 our $T1 = seed_thread(key => 'k1', metadata => '{"seeded":"yes"}');
 our $T2 = seed_thread(key => 'k2');
 
+# The x-request-id of a response and the headers that name $request_id.
+sub ids_of {
+    my $sock = ThreadsTest::raw_request('GET', "/v1/threads/$T1", '', 'k1');
+    local $/;
+    my $raw = <$sock>;
+    my %h;
+    $h{lc $1} = $2 while $raw =~ /^([\w-]+):[ \t]*(.*?)\r$/mg;
+    return \%h;
+}
+
+ThreadsTest::run_scenarios({
+    'request id is the variable' => sub {
+        my ($a, $b) = (ids_of(), ids_of());
+        Test::More::like($a->{'x-request-id'}, qr/^[0-9a-f]{32}$/, 'x-request-id');
+        Test::More::is($a->{'x-logged-id'}, $a->{'x-request-id'},
+            '$request_id (what access logs name) is the x-request-id sent');
+        Test::More::isnt($b->{'x-request-id'}, $a->{'x-request-id'},
+            'each request its own id');
+    },
+    'request id asked for early' => sub {
+        my $a = ids_of();
+        Test::More::is($a->{'x-early-id'}, $a->{'x-request-id'},
+            'a $request_id taken before the module ran is the one sent');
+    },
+});
+
 run_tests();
 
 __DATA__
@@ -270,3 +296,36 @@ Content-Type: application/json
 --- no_error_log
 [alert]
 signal
+
+=== TEST 23: x-request-id is $request_id, the id access logs name
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        add_header X-Logged-Id $request_id always;
+    }
+--- request eval
+"GET /v1/threads/$main::T1"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 200
+--- scenario: request id is the variable
+--- no_error_log
+[alert]
+
+=== TEST 24: a $request_id evaluated before the module is kept
+--- config
+    location /v1/ {
+        set $early $request_id;
+        threads_api on;
+        threads_owner $threads_api_key;
+        add_header X-Early-Id $early always;
+    }
+--- request eval
+"GET /v1/threads/$main::T1"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 200
+--- scenario: request id asked for early
+--- no_error_log
+[alert]

@@ -4,6 +4,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ngx_http_threads_id.h"
 
@@ -146,9 +149,108 @@ test_from_hash(void)
 }
 
 
+static void
+test_request_id(void)
+{
+    char    ids[1000][THR_REQUEST_ID_CHARS + 1];
+    int     i, j, dup, ok;
+    size_t  k;
+
+    ok = 1;
+
+    for (i = 0; i < 1000; i++) {
+        CHECK(thr_request_id(ids[i]) == 0);
+        ids[i][THR_REQUEST_ID_CHARS] = '\0';
+
+        for (k = 0; k < THR_REQUEST_ID_CHARS; k++) {
+            ok &= (ids[i][k] >= '0' && ids[i][k] <= '9')
+                  || (ids[i][k] >= 'a' && ids[i][k] <= 'f');
+        }
+    }
+
+    CHECK(ok);
+
+    dup = 0;
+
+    for (i = 0; i < 1000; i++) {
+        for (j = i + 1; j < 1000; j++) {
+            dup += (strcmp(ids[i], ids[j]) == 0);
+        }
+    }
+
+    CHECK(dup == 0);
+}
+
+
+/* draws across the buffer's end, of every size, never repeat a block */
+static void
+test_random(void)
+{
+    unsigned char  a[2000], b[2000], zero[64];
+    size_t         n, off;
+
+    memset(zero, 0, sizeof(zero));
+
+    for (off = 0, n = 1; off + n <= sizeof(a); off += n, n = n % 37 + 1) {
+        CHECK(thr_random(a + off, n) == 0);
+    }
+
+    CHECK(thr_random(b, sizeof(b)) == 0);
+    CHECK(memcmp(a, b, 64) != 0);
+    CHECK(memcmp(b + 1000, zero, 64) != 0);
+    CHECK(memcmp(a + 1000, zero, 64) != 0);
+}
+
+
+/*
+ * A child forked with bytes left in the parent's buffer draws the same
+ * ones unless it forgets them first: why a worker calls thr_random_forget.
+ */
+static void
+test_forget_after_fork(void)
+{
+    unsigned char  mine[16], theirs[16];
+    int            fd[2], forget, status;
+    pid_t          pid;
+
+    for (forget = 0; forget <= 1; forget++) {
+        thr_random_forget();
+        CHECK(thr_random(mine, 1) == 0);           /* bytes left in buffer */
+        CHECK(pipe(fd) == 0);
+
+        pid = fork();
+        if (pid == 0) {
+            if (forget) {
+                thr_random_forget();
+            }
+
+            _exit(thr_random(theirs, sizeof(theirs)) != 0
+                  || write(fd[1], theirs, sizeof(theirs))
+                     != (ssize_t) sizeof(theirs));
+        }
+
+        CHECK(pid > 0);
+        CHECK(thr_random(mine, sizeof(mine)) == 0);
+        CHECK(read(fd[0], theirs, sizeof(theirs)) == (ssize_t) sizeof(theirs));
+        CHECK(waitpid(pid, &status, 0) == pid && status == 0);
+        close(fd[0]);
+        close(fd[1]);
+
+        if (forget) {
+            CHECK(memcmp(mine, theirs, sizeof(mine)) != 0);
+        } else {
+            CHECK(memcmp(mine, theirs, sizeof(mine)) == 0);
+        }
+    }
+}
+
+
 int
 main(void)
 {
+    test_request_id();
+    test_random();
+    test_forget_after_fork();
     test_make();
     test_is_valid();
     test_from_hash();
