@@ -140,8 +140,8 @@ $scenario{'v1-schema'} = sub {
     ($st, $body) = api('GET', '/v1/threads', undef, 'k1');
     is($st, 200, 'listings work after the upgrade');
     is(ref $body && $body->{data}[0]{id}, $V1_THREAD, 'and list the old thread');
-    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 5,
-        'the schema says version 5');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 6,
+        'the schema says version 6');
 };
 
 # Sessions are killed (57P01) while statements wait in them.
@@ -207,7 +207,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 60
 --- error_log
-this module needs 5: apply scripts/schema.sql
+this module needs 6: apply scripts/schema.sql
 --- no_error_log
 [alert]
 
@@ -223,7 +223,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 60
 --- error_log
-the database has schema version 1, this module needs 5
+the database has schema version 1, this module needs 6
 --- no_error_log
 [alert]
 

@@ -534,8 +534,8 @@ $scenario{'upgrade'} = sub {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     is(psql("SELECT count(*) FROM threads WHERE id = 'thread_" . ('W' x 24)
         . "'"), 1, 'the version 2 data was kept');
-    is(psql('SELECT max(version) FROM threads_schema'), 5,
-        'the schema says version 5');
+    is(psql('SELECT max(version) FROM threads_schema'), 6,
+        'the schema says version 6');
 };
 
 $scenario{'sdk'} = sub {
@@ -669,7 +669,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 30
 --- error_log
-the database has schema version 2, this module needs 5
+the database has schema version 2, this module needs 6
 --- no_error_log
 [alert]
 
