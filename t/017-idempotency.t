@@ -509,7 +509,10 @@ apply_schema($v2);
 {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     # back to version 2: what versions 3 and up added goes
-    psql("DROP TABLE idempotency_keys; DROP TABLE conversation_item_tombstones,"
+    psql("DROP TABLE thread_metadata, conversation_metadata;"
+        . " CREATE INDEX threads_metadata ON threads"
+        . "  USING gin (metadata jsonb_path_ops);"
+        . " DROP TABLE idempotency_keys; DROP TABLE conversation_item_tombstones,"
         . " conversation_tombstones, conversation_items, conversations;"
         . " ALTER TABLE threads DROP COLUMN key_digest;"
         . " ALTER TABLE messages DROP COLUMN key_digest;"
