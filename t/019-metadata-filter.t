@@ -259,6 +259,36 @@ $scenario{threads} = sub {
     ok($p->{has_more}, 'nor counted');
 };
 
+# Updates of one thread that wait on each other's row lock each read the
+# pairs as they were before the others: a pair may be left over, never
+# listed (a run here left n=2,n=3,n=4,n=8,team=r2,...,team=r8 for a thread
+# whose metadata was team=r8); the pairs of the metadata that won are all
+# there.
+$scenario{race} = sub {
+    my ($st, $t) = api('POST', '/v1/threads', '{"metadata":{"team":"r0"}}',
+        $K);
+    my $holder = lock_row_in_background($t->{id}, 1.5);
+    my @socks = map { raw_request('POST', "/v1/threads/$t->{id}",
+        '{"metadata":{"team":"r' . $_ . '","n":"' . $_ . '"}}', $K) } 1 .. 8;
+    ok(wait_for(sub { module_waiting_on_lock() >= 2 }, 5),
+        'updates wait on one another');
+    my @st = map { local $/; my $r = <$_>; $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0 }
+        @socks;
+    waitpid($holder, 0);
+    is_deeply(\@st, [ (200) x 8 ], 'each applied');
+    my ($s2, $now) = api('GET', "/v1/threads/$t->{id}", undef, $K);
+    my $won = $now->{metadata}{team};
+    like(pairs_of('thread_metadata', 'threads', $K, $t->{id}),
+        qr/(^|,)n=$now->{metadata}{n}(,|$).*team=$won/,
+        "the pairs of the metadata that won ($won) are there");
+    my @listed;
+    for my $v (map { "r$_" } 0 .. 8) {
+        my ($ids) = ids('/v1/threads?' . filter('team', $v), $K);
+        push @listed, $v if grep { $_ eq $t->{id} } @$ids;
+    }
+    is_deeply(\@listed, [ $won ], 'only the pair it holds lists it');
+};
+
 # A big owner's rare pair reads its page, not the owner's threads.
 $scenario{plan} = sub {
     my $o = 'plan-owner';
@@ -388,7 +418,18 @@ Authorization: Bearer nobody-has-threads
 --- no_error_log
 [error]
 
-=== TEST 2: a big owner's rare pair reads a page of pairs
+=== TEST 2: updates racing on one thread
+--- request
+GET /v1/threads?metadata[team]=r0
+--- more_headers
+Authorization: Bearer nobody-has-threads
+--- scenario: race
+--- error_code: 200
+--- timeout: 60
+--- no_error_log
+[error]
+
+=== TEST 3: a big owner's rare pair reads a page of pairs
 --- request
 GET /v1/threads?metadata[rare]=yes
 --- more_headers
@@ -397,7 +438,7 @@ Authorization: Bearer nobody-has-threads
 --- error_code: 200
 --- timeout: 120
 
-=== TEST 3: conversations filtered by a metadata pair
+=== TEST 4: conversations filtered by a metadata pair
 --- request
 GET /v1/conversations?metadata[team]=a
 --- more_headers
