@@ -458,7 +458,7 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
     }
 
     if (kind == THR_LIST_THREADS) {
-        /* filtered: the pair's own statements, from thread_metadata */
+        /* a metadata filter has statements of its own (the pair tables) */
         if (op->kind == NGX_HTTP_THREADS_OP_CONVERSATION_LIST) {
             op->stmt = a->meta_key ? NGX_HTTP_THREADS_STMT_CONV_FILTER
                                    : NGX_HTTP_THREADS_STMT_CONV_LIST;
