@@ -58,7 +58,11 @@ enum {
     NGX_HTTP_THREADS_STMT_ITEM_LIST,        /* 4 variants */
     NGX_HTTP_THREADS_STMT_THREAD_CONVERT = NGX_HTTP_THREADS_STMT_ITEM_LIST + 4,
     NGX_HTTP_THREADS_STMT_CONV_CREATE_KEYED,
-    NGX_HTTP_THREADS_STMT_ITEMS_CREATE_KEYED
+    NGX_HTTP_THREADS_STMT_ITEMS_CREATE_KEYED,
+
+    /* listings filtered by a metadata pair */
+    NGX_HTTP_THREADS_STMT_THREAD_FILTER,    /* 4 variants */
+    NGX_HTTP_THREADS_STMT_CONV_FILTER = NGX_HTTP_THREADS_STMT_THREAD_FILTER + 4
 };
 
 
@@ -71,10 +75,10 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
     { "threads_thread_delete", NGX_HTTP_THREADS_SQL_THREAD_DELETE, 2, 0 },
 
     /* desc forward, asc forward, desc backward, asc backward */
-    { "threads_thread_list_df", NGX_HTTP_THREADS_SQL_THREAD_LIST_DF, 7, 1 },
-    { "threads_thread_list_af", NGX_HTTP_THREADS_SQL_THREAD_LIST_AF, 7, 1 },
-    { "threads_thread_list_db", NGX_HTTP_THREADS_SQL_THREAD_LIST_DB, 7, 1 },
-    { "threads_thread_list_ab", NGX_HTTP_THREADS_SQL_THREAD_LIST_AB, 7, 1 },
+    { "threads_thread_list_df", NGX_HTTP_THREADS_SQL_THREAD_LIST_DF, 5, 1 },
+    { "threads_thread_list_af", NGX_HTTP_THREADS_SQL_THREAD_LIST_AF, 5, 1 },
+    { "threads_thread_list_db", NGX_HTTP_THREADS_SQL_THREAD_LIST_DB, 5, 1 },
+    { "threads_thread_list_ab", NGX_HTTP_THREADS_SQL_THREAD_LIST_AB, 5, 1 },
 
     { "threads_message_create", NGX_HTTP_THREADS_SQL_MESSAGE_CREATE, 4, 0 },
     { "threads_message_retrieve", NGX_HTTP_THREADS_SQL_MESSAGE_RETRIEVE, 3,
@@ -103,10 +107,10 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
     { "threads_conv_modify", NGX_HTTP_THREADS_SQL_CONV_MODIFY, 3, 1 },
     { "threads_conv_delete", NGX_HTTP_THREADS_SQL_CONV_DELETE, 2, 0 },
 
-    { "threads_conv_list_df", NGX_HTTP_THREADS_SQL_CONV_LIST_DF, 7, 1 },
-    { "threads_conv_list_af", NGX_HTTP_THREADS_SQL_CONV_LIST_AF, 7, 1 },
-    { "threads_conv_list_db", NGX_HTTP_THREADS_SQL_CONV_LIST_DB, 7, 1 },
-    { "threads_conv_list_ab", NGX_HTTP_THREADS_SQL_CONV_LIST_AB, 7, 1 },
+    { "threads_conv_list_df", NGX_HTTP_THREADS_SQL_CONV_LIST_DF, 5, 1 },
+    { "threads_conv_list_af", NGX_HTTP_THREADS_SQL_CONV_LIST_AF, 5, 1 },
+    { "threads_conv_list_db", NGX_HTTP_THREADS_SQL_CONV_LIST_DB, 5, 1 },
+    { "threads_conv_list_ab", NGX_HTTP_THREADS_SQL_CONV_LIST_AB, 5, 1 },
 
     { "threads_items_create", NGX_HTTP_THREADS_SQL_ITEMS_CREATE, 3, 0 },
     { "threads_item_retrieve", NGX_HTTP_THREADS_SQL_ITEM_RETRIEVE, 3, 1 },
@@ -123,6 +127,20 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
       1 },
     { "threads_items_create_keyed", NGX_HTTP_THREADS_SQL_ITEMS_CREATE_KEYED,
       6, 1 },
+
+    { "threads_thread_filter_df", NGX_HTTP_THREADS_SQL_THREAD_FILTER_DF, 7,
+      1 },
+    { "threads_thread_filter_af", NGX_HTTP_THREADS_SQL_THREAD_FILTER_AF, 7,
+      1 },
+    { "threads_thread_filter_db", NGX_HTTP_THREADS_SQL_THREAD_FILTER_DB, 7,
+      1 },
+    { "threads_thread_filter_ab", NGX_HTTP_THREADS_SQL_THREAD_FILTER_AB, 7,
+      1 },
+
+    { "threads_conv_filter_df", NGX_HTTP_THREADS_SQL_CONV_FILTER_DF, 7, 1 },
+    { "threads_conv_filter_af", NGX_HTTP_THREADS_SQL_CONV_FILTER_AF, 7, 1 },
+    { "threads_conv_filter_db", NGX_HTTP_THREADS_SQL_CONV_FILTER_DB, 7, 1 },
+    { "threads_conv_filter_ab", NGX_HTTP_THREADS_SQL_CONV_FILTER_AB, 7, 1 },
 };
 
 
@@ -440,23 +458,30 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
     }
 
     if (kind == THR_LIST_THREADS) {
-        op->stmt = (op->kind == NGX_HTTP_THREADS_OP_CONVERSATION_LIST)
-                   ? NGX_HTTP_THREADS_STMT_CONV_LIST + variant
-                   : NGX_HTTP_THREADS_STMT_THREAD_LIST + variant;
+        /* a metadata filter has statements of its own (the pair tables) */
+        if (op->kind == NGX_HTTP_THREADS_OP_CONVERSATION_LIST) {
+            op->stmt = a->meta_key ? NGX_HTTP_THREADS_STMT_CONV_FILTER
+                                   : NGX_HTTP_THREADS_STMT_CONV_LIST;
+        } else {
+            op->stmt = a->meta_key ? NGX_HTTP_THREADS_STMT_THREAD_FILTER
+                                   : NGX_HTTP_THREADS_STMT_THREAD_LIST;
+        }
+
+        op->stmt += variant;
         ngx_http_threads_op_param(op, 1, (char *) op->limit);
         ngx_http_threads_op_param(op, 2, op->lo);
         ngx_http_threads_op_param(op, 3, op->hi);
-        ngx_http_threads_op_param(op, 4, a->meta_key);
-        ngx_http_threads_op_param(op, 5, a->meta_value);
-
-    } else {
-        op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_LIST + variant;
-        ngx_http_threads_op_param(op, 2, (char *) op->limit);
-        ngx_http_threads_op_param(op, 3, op->lo);
-        ngx_http_threads_op_param(op, 4, op->hi);
-        ngx_http_threads_op_param(op, 5, a->run_id);
+        ngx_http_threads_op_param(op, 4, (char *) op->budget);
+        ngx_http_threads_op_param(op, 5, a->meta_key);
+        ngx_http_threads_op_param(op, 6, a->meta_value);
+        return THR_OK;
     }
 
+    op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_LIST + variant;
+    ngx_http_threads_op_param(op, 2, (char *) op->limit);
+    ngx_http_threads_op_param(op, 3, op->lo);
+    ngx_http_threads_op_param(op, 4, op->hi);
+    ngx_http_threads_op_param(op, 5, a->run_id);
     ngx_http_threads_op_param(op, 6, (char *) op->budget);
 
     return THR_OK;

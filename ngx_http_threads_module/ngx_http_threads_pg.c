@@ -36,7 +36,7 @@
 #define NGX_HTTP_THREADS_PG_RECYCLE  (4 * 1024 * 1024)
 
 /* The schema version (scripts/schema.sql) the statements need. */
-#define NGX_HTTP_THREADS_PG_SCHEMA   5
+#define NGX_HTTP_THREADS_PG_SCHEMA   6
 
 #define NGX_HTTP_THREADS_PG_SCHEMA_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM public.threads_schema"

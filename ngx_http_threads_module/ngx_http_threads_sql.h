@@ -11,7 +11,7 @@
  * Listings are keyset pages over seq, the creation order: rows strictly
  * between the cursors lo and hi (seq of a live row or of a tombstone, so
  * that a deleted cursor still pages), scanned in one direction (r),
- * cut at the page's limit or at its byte budget ($7), whichever comes
+ * cut at the page's limit or at its byte budget, whichever comes
  * first but never below one item (p), and returned in the listing's
  * order.  Each direction is its own statement, so that every page is an
  * index range scan.  The row is (body, missing): body NULL and missing
@@ -24,7 +24,8 @@
 
 /*
  * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages (an array
- * of message objects): the thread and its messages in one statement, one
+ * of message objects): the thread, its messages and its metadata pairs
+ * (thread_metadata, for filtered listings) in one statement, one
  * transaction.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_CREATE \
@@ -32,14 +33,19 @@
     " INSERT INTO public.threads (owner, id, created_at, metadata, tool_resources)" \
     " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint," \
     "  $3::jsonb, $4::jsonb)" \
-    " RETURNING id, created_at, metadata, tool_resources), " \
+    " RETURNING id, seq, created_at, metadata, tool_resources), " \
     "m AS (" \
     " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata)" \
     " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
     "  e->'attachments', e->'metadata'" \
     " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n) " \
+    " ORDER BY n), " \
+    "p AS (" \
+    " INSERT INTO public.thread_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', t.seq" \
+    " FROM t, jsonb_each(t.metadata) e" \
+    " WHERE jsonb_typeof(e.value) = 'string') " \
     "SELECT json_build_object('id', id, 'object', 'thread'," \
     " 'created_at', created_at, 'metadata', metadata," \
     " 'tool_resources', tool_resources)::text " \
@@ -52,34 +58,57 @@
     " 'tool_resources', tool_resources)::text " \
     "FROM public.threads WHERE owner = $1 AND id = $2"
 
-/* $1 owner, $2 id, $3 metadata, $4 tool_resources: NULL leaves as is */
+/*
+ * $1 owner, $2 id, $3 metadata, $4 tool_resources: NULL leaves as is.  New
+ * metadata replaces the thread's pairs: those it no longer has go (each
+ * by its key in thread_metadata, read from the metadata before), those it
+ * has are there after (ON CONFLICT DO NOTHING keeps the ones it kept).
+ */
 #define NGX_HTTP_THREADS_SQL_THREAD_MODIFY \
-    "UPDATE public.threads SET" \
+    "WITH o AS (SELECT metadata FROM public.threads" \
+    " WHERE owner = $1 AND id = $2), " \
+    "u AS (UPDATE public.threads SET" \
     " metadata = COALESCE($3::jsonb, metadata)," \
-    " tool_resources = COALESCE($4::jsonb, tool_resources) " \
-    "WHERE owner = $1 AND id = $2 " \
-    "RETURNING json_build_object('id', id, 'object', 'thread'," \
+    " tool_resources = COALESCE($4::jsonb, tool_resources)" \
+    " WHERE owner = $1 AND id = $2" \
+    " RETURNING id, seq, created_at, metadata, tool_resources), " \
+    "d AS (DELETE FROM public.thread_metadata k" \
+    " USING u, o, jsonb_each(o.metadata) e" \
+    " WHERE $3::jsonb IS NOT NULL AND k.owner = $1 AND k.key = e.key" \
+    "  AND k.value = e.value #>> '{}' AND k.seq = u.seq" \
+    "  AND NOT $3::jsonb @> jsonb_build_object(e.key, e.value)), " \
+    "p AS (INSERT INTO public.thread_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', u.seq" \
+    " FROM u, jsonb_each($3::jsonb) e" \
+    " WHERE jsonb_typeof(e.value) = 'string'" \
+    " ON CONFLICT DO NOTHING) " \
+    "SELECT json_build_object('id', id, 'object', 'thread'," \
     " 'created_at', created_at, 'metadata', metadata," \
-    " 'tool_resources', tool_resources)::text"
+    " 'tool_resources', tool_resources)::text " \
+    "FROM u"
 
 /*
- * $1 owner, $2 id; messages go with it (ON DELETE CASCADE); the tombstone
- * keeps listings that use it as a cursor paging.
+ * $1 owner, $2 id; messages go with it (ON DELETE CASCADE), its metadata
+ * pairs too (each by its key); the tombstone keeps listings that use it
+ * as a cursor paging.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_DELETE \
     "WITH d AS (DELETE FROM public.threads WHERE owner = $1 AND id = $2" \
-    " RETURNING id, seq, created_at, key_digest), " \
+    " RETURNING id, seq, created_at, key_digest, metadata), " \
     "s AS (INSERT INTO public.thread_tombstones (owner, id, seq, created_at," \
     "  key_digest)" \
     " SELECT $1, $2, seq, created_at, key_digest FROM d" \
-    " ON CONFLICT DO NOTHING) " \
+    " ON CONFLICT DO NOTHING), " \
+    "p AS (DELETE FROM public.thread_metadata k" \
+    " USING d, jsonb_each(d.metadata) e" \
+    " WHERE k.owner = $1 AND k.key = e.key" \
+    "  AND k.value = e.value #>> '{}' AND k.seq = d.seq) " \
     "SELECT json_build_object('id', id, 'object', 'thread.deleted'," \
     " 'deleted', true)::text " \
     "FROM d"
 
 /*
- * $1 owner, $2 limit, $3 lo id, $4 hi id, $5 metadata key, $6 its value,
- * $7 byte budget.
+ * $1 owner, $2 limit, $3 lo id, $4 hi id, $5 byte budget.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_LIST_DF \
     "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
@@ -97,14 +126,12 @@
     "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
@@ -136,14 +163,12 @@
     "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
@@ -175,14 +200,12 @@
     "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
@@ -214,14 +237,12 @@
     "  FROM public.threads x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
@@ -235,6 +256,181 @@
     "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
     "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
     "  END AS miss) c"
+
+/*
+ * The same listings filtered by one metadata pair: $1 owner, $2 limit,
+ * $3 lo id, $4 hi id, $5 byte budget, $6 the key, $7 its value.  The
+ * page's rows come from the thread_metadata index (owner, key, value, seq),
+ * a range scan that stops at the page's limit, each joined to its thread
+ * by (owner, seq): a lateral subquery with a LIMIT, so that the planner
+ * can neither flatten it into a merge join over the owner's whole range
+ * nor sort.  The thread's metadata is checked again, so that a pair left
+ * over (see scripts/schema.sql, version 6) is never listed.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_FILTER_DF \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
+    "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+#define NGX_HTTP_THREADS_SQL_THREAD_FILTER_AF \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
+    "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+#define NGX_HTTP_THREADS_SQL_THREAD_FILTER_DB \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
+    "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+#define NGX_HTTP_THREADS_SQL_THREAD_FILTER_AB \
+    "WITH lo AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.threads WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.thread_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'thread', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata, " \
+    "   'tool_resources', x.tool_resources) AS j " \
+    "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
+    "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
 
 
 /*
@@ -521,14 +717,19 @@
     " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint," \
     "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
     " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
-    " ON CONFLICT DO NOTHING RETURNING created_at), " \
+    " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
     "m AS (" \
     " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata)" \
     " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
     "  e->'attachments', e->'metadata'" \
     " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n) " \
+    " ORDER BY n), " \
+    "p AS (" \
+    " INSERT INTO public.thread_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', t.seq" \
+    " FROM t, jsonb_each($3::jsonb) e" \
+    " WHERE jsonb_typeof(e.value) = 'string') " \
     "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
     " json_build_object('id', s.id, 'object', 'thread'," \
     " 'created_at', s.created_at, 'metadata', $3::jsonb," \
@@ -605,13 +806,18 @@
     " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint, $3::jsonb," \
     "  decode($6, 'hex')" \
     " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
-    " ON CONFLICT DO NOTHING RETURNING created_at), " \
+    " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
     "i AS (" \
     " INSERT INTO public.conversation_items (owner, conversation_id, id," \
     "  created_at, item)" \
     " SELECT $1, $2, e->>'id', c.created_at, e" \
     " FROM c, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n) " \
+    " ORDER BY n), " \
+    "p AS (" \
+    " INSERT INTO public.conversation_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', c.seq" \
+    " FROM c, jsonb_each($3::jsonb) e" \
+    " WHERE jsonb_typeof(e.value) = 'string') " \
     "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
     " json_build_object('id', s.id, 'object', 'conversation'," \
     " 'created_at', s.created_at, 'metadata', $3::jsonb)::text END," \
@@ -689,19 +895,25 @@
 
 /*
  * $1 owner, $2 id, $3 metadata, $4 items (an array of item objects, each
- * with its id): the conversation and its items in one statement.
+ * with its id): the conversation, its items and its metadata pairs
+ * (conversation_metadata) in one statement.
  */
 #define NGX_HTTP_THREADS_SQL_CONV_CREATE \
     "WITH c AS (" \
     " INSERT INTO public.conversations (owner, id, created_at, metadata)" \
     " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint, $3::jsonb)" \
-    " RETURNING id, created_at, metadata), " \
+    " RETURNING id, seq, created_at, metadata), " \
     "i AS (" \
     " INSERT INTO public.conversation_items (owner, conversation_id, id," \
     "  created_at, item)" \
     " SELECT $1, $2, e->>'id', c.created_at, e" \
     " FROM c, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n) " \
+    " ORDER BY n), " \
+    "p AS (" \
+    " INSERT INTO public.conversation_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', c.seq" \
+    " FROM c, jsonb_each(c.metadata) e" \
+    " WHERE jsonb_typeof(e.value) = 'string') " \
     "SELECT json_build_object('id', id, 'object', 'conversation'," \
     " 'created_at', created_at, 'metadata', metadata)::text " \
     "FROM c"
@@ -712,31 +924,49 @@
     " 'created_at', created_at, 'metadata', metadata)::text " \
     "FROM public.conversations WHERE owner = $1 AND id = $2"
 
-/* $1 owner, $2 id, $3 metadata */
+/* $1 owner, $2 id, $3 metadata: its pairs replaced, as a thread's are */
 #define NGX_HTTP_THREADS_SQL_CONV_MODIFY \
-    "UPDATE public.conversations SET metadata = $3::jsonb " \
-    "WHERE owner = $1 AND id = $2 " \
-    "RETURNING json_build_object('id', id, 'object', 'conversation'," \
-    " 'created_at', created_at, 'metadata', metadata)::text"
+    "WITH o AS (SELECT metadata FROM public.conversations" \
+    " WHERE owner = $1 AND id = $2), " \
+    "u AS (UPDATE public.conversations SET metadata = $3::jsonb" \
+    " WHERE owner = $1 AND id = $2" \
+    " RETURNING id, seq, created_at, metadata), " \
+    "d AS (DELETE FROM public.conversation_metadata k" \
+    " USING u, o, jsonb_each(o.metadata) e" \
+    " WHERE k.owner = $1 AND k.key = e.key" \
+    "  AND k.value = e.value #>> '{}' AND k.seq = u.seq" \
+    "  AND NOT $3::jsonb @> jsonb_build_object(e.key, e.value)), " \
+    "p AS (INSERT INTO public.conversation_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', u.seq" \
+    " FROM u, jsonb_each($3::jsonb) e" \
+    " WHERE jsonb_typeof(e.value) = 'string'" \
+    " ON CONFLICT DO NOTHING) " \
+    "SELECT json_build_object('id', id, 'object', 'conversation'," \
+    " 'created_at', created_at, 'metadata', metadata)::text " \
+    "FROM u"
 
 /*
- * $1 owner, $2 id; items go with it (ON DELETE CASCADE); the tombstone
- * keeps listings that use it as a cursor paging.
+ * $1 owner, $2 id; items go with it (ON DELETE CASCADE), its metadata
+ * pairs too; the tombstone keeps listings that use it as a cursor paging.
  */
 #define NGX_HTTP_THREADS_SQL_CONV_DELETE \
     "WITH d AS (DELETE FROM public.conversations WHERE owner = $1 AND id = $2" \
-    " RETURNING id, seq, created_at, key_digest), " \
+    " RETURNING id, seq, created_at, key_digest, metadata), " \
     "s AS (INSERT INTO public.conversation_tombstones (owner, id, seq," \
     "  created_at, key_digest)" \
     " SELECT $1, $2, seq, created_at, key_digest FROM d" \
-    " ON CONFLICT DO NOTHING) " \
+    " ON CONFLICT DO NOTHING), " \
+    "p AS (DELETE FROM public.conversation_metadata k" \
+    " USING d, jsonb_each(d.metadata) e" \
+    " WHERE k.owner = $1 AND k.key = e.key" \
+    "  AND k.value = e.value #>> '{}' AND k.seq = d.seq) " \
     "SELECT json_build_object('id', id, 'object', 'conversation.deleted'," \
     " 'deleted', true)::text " \
     "FROM d"
 
 /*
- * $1 owner, $2 limit, $3 lo id, $4 hi id, $5 metadata key, $6 its value,
- * $7 byte budget; newest first, after a cursor.
+ * $1 owner, $2 limit, $3 lo id, $4 hi id, $5 byte budget; newest first,
+ * after a cursor.
  */
 #define NGX_HTTP_THREADS_SQL_CONV_LIST_DF \
     "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
@@ -753,14 +983,12 @@
     "  FROM public.conversations x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
@@ -791,14 +1019,12 @@
     "  FROM public.conversations x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
@@ -829,14 +1055,12 @@
     "  FROM public.conversations x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
@@ -867,14 +1091,12 @@
     "  FROM public.conversations x WHERE x.owner = $1 " \
     "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
-    "   AND ($5::text IS NULL " \
-    "        OR x.metadata @> jsonb_build_object($5::text, $6::text)) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
     "   sum(octet_length(j::text)) OVER w AS bytes " \
     "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
     " p AS (SELECT id, seq, j FROM s " \
-    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $7::bigint)) " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
     "SELECT CASE WHEN c.miss IS NULL THEN " \
     "  json_build_object('object', 'list', " \
     "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
@@ -888,6 +1110,177 @@
     "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
     "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
     "  END AS miss) c"
+
+/*
+ * The same listings filtered by one metadata pair: $1 owner, $2 limit,
+ * $3 lo id, $4 hi id, $5 byte budget, $6 the key, $7 its value.  The
+ * page's rows come from the conversation_metadata index (owner, key, value, seq),
+ * a range scan that stops at the page's limit, each joined to its conversation
+ * by (owner, seq): a lateral subquery with a LIMIT, so that the planner
+ * can neither flatten it into a merge join over the owner's whole range
+ * nor sort.  The conversation's metadata is checked again, so that a pair left
+ * over (see scripts/schema.sql, version 6) is never listed.
+ */
+#define NGX_HTTP_THREADS_SQL_CONV_FILTER_DF \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata" \
+    "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+#define NGX_HTTP_THREADS_SQL_CONV_FILTER_AF \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata" \
+    "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+#define NGX_HTTP_THREADS_SQL_CONV_FILTER_DB \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata" \
+    "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq ASC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq ASC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq DESC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
+#define NGX_HTTP_THREADS_SQL_CONV_FILTER_AB \
+    "WITH lo AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $3 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $3 " \
+    "  LIMIT 1), " \
+    " hi AS (SELECT seq FROM public.conversations WHERE owner = $1 AND id = $4 " \
+    "  UNION ALL SELECT seq FROM public.conversation_tombstones " \
+    "  WHERE owner = $1 AND id = $4 " \
+    "  LIMIT 1), " \
+    " r AS (SELECT x.id, x.seq, " \
+    "   json_build_object('id', x.id, 'object', 'conversation', " \
+    "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
+    "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
+    "   SELECT t.id, t.seq, t.created_at, t.metadata" \
+    "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
+    "   LIMIT 1) x " \
+    "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
+    "   AND k.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND k.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
+    "  ORDER BY k.seq DESC LIMIT $2::int + 1), " \
+    " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
+    "   sum(octet_length(j::text)) OVER w AS bytes " \
+    "  FROM r WINDOW w AS (ORDER BY seq DESC)), " \
+    " p AS (SELECT id, seq, j FROM s " \
+    "  WHERE n <= $2::int AND (n = 1 OR bytes <= $5::bigint)) " \
+    "SELECT CASE WHEN c.miss IS NULL THEN " \
+    "  json_build_object('object', 'list', " \
+    "   'data', COALESCE((SELECT json_agg(j ORDER BY seq ASC) FROM p), " \
+    "                    '[]'::json), " \
+    "   'first_id', (SELECT id FROM p ORDER BY seq ASC LIMIT 1), " \
+    "   'last_id', (SELECT id FROM p ORDER BY seq DESC LIMIT 1), " \
+    "   'has_more', (SELECT count(*) FROM r) > (SELECT count(*) FROM p) " \
+    "  )::text " \
+    "  END, c.miss " \
+    "FROM (SELECT CASE " \
+    "  WHEN $3::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM lo) THEN 'lo' " \
+    "  WHEN $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM hi) THEN 'hi' " \
+    "  END AS miss) c"
+
 
 /*
  * $1 owner, $2 conversation, $3 items (as for create): the new items as a
@@ -1090,7 +1483,11 @@
     " WHERE owner = $1 AND id = $2 FOR KEY SHARE), " \
     "c AS (INSERT INTO public.conversations (owner, id, created_at, metadata)" \
     " SELECT $1, $3, floor(extract(epoch FROM now()))::bigint, t.metadata" \
-    " FROM t RETURNING id, created_at, metadata), " \
+    " FROM t RETURNING id, seq, created_at, metadata), " \
+    "p AS (INSERT INTO public.conversation_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', c.seq" \
+    " FROM c, jsonb_each(c.metadata) e" \
+    " WHERE jsonb_typeof(e.value) = 'string'), " \
     "i AS (INSERT INTO public.conversation_items (owner, conversation_id, id," \
     "  created_at, item)" \
     " SELECT $1, $3, m.id, m.created_at," \

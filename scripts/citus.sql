@@ -4,9 +4,9 @@
 -- harmless: a table already in pg_dist_partition is left as it is.
 --
 -- Every table is distributed by owner and colocated with threads, so an
--- owner's threads, messages, tombstones, keys and conversations are on
--- one shard group; threads_schema, which every connection reads, is a
--- reference table (a copy on every node).  Written against Citus 13.2.2
+-- owner's threads, messages, tombstones, keys, conversations and metadata
+-- pairs are on one shard group; threads_schema, which every connection
+-- reads, is a reference table (a copy on every node).  Written against Citus 13.2.2
 -- on PostgreSQL 15 (see README).
 
 SET client_min_messages = warning;
@@ -27,7 +27,9 @@ BEGIN
                              'message_tombstones', 'idempotency_keys',
                              'conversations', 'conversation_items',
                              'conversation_tombstones',
-                             'conversation_item_tombstones'] LOOP
+                             'conversation_item_tombstones',
+                             'thread_metadata',
+                             'conversation_metadata'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_dist_partition
                        WHERE logicalrelid = ('public.' || t)::regclass) THEN
             IF t = 'threads' THEN

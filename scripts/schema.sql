@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 5.
+-- ngx_http_threads_module storage, schema version 6.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -80,11 +80,8 @@ CREATE TABLE IF NOT EXISTS message_tombstones (
         ON DELETE CASCADE
 );
 
--- listing an owner's threads by one metadata pair: an index, not a scan.
--- On metadata alone: an (owner, metadata) GIN index pays for the owner's
--- whole posting list, and the planner rightly shuns it for big owners.
-CREATE INDEX IF NOT EXISTS threads_metadata
-    ON threads USING gin (metadata jsonb_path_ops);
+-- (Versions 2 to 5 had a GIN index on threads (metadata) for filtered
+-- listings, threads_metadata; version 6 replaces it with thread_metadata.)
 
 -- Version 3: idempotency keys.
 
@@ -125,9 +122,6 @@ CREATE TABLE IF NOT EXISTS conversations (
 
 CREATE INDEX IF NOT EXISTS conversations_owner_seq
     ON conversations (owner, seq);
-
-CREATE INDEX IF NOT EXISTS conversations_metadata
-    ON conversations USING gin (metadata jsonb_path_ops);
 
 CREATE TABLE IF NOT EXISTS conversation_items (
     owner            text    NOT NULL,
@@ -186,6 +180,63 @@ ALTER TABLE conversation_tombstones
     ADD COLUMN IF NOT EXISTS key_digest bytea;
 
 INSERT INTO threads_schema (version) VALUES (5) ON CONFLICT DO NOTHING;
+
+-- Version 6: metadata pairs, for filtered listings.
+
+-- One row per metadata pair of a thread (of a conversation), led by the
+-- owner: a listing filtered by one pair reads its page from this index,
+-- then joins each row to its object by (owner, seq), so that it costs
+-- what its page costs, not what the owner holds.  The statements that
+-- write an object's metadata write its pairs in the same statement (no
+-- trigger: one cost less per write).  The listing checks each object's
+-- metadata again, so a pair left over (a race between two updates of one
+-- object, or an object deleted meanwhile) is never listed; prune such
+-- rows at will:
+--   DELETE FROM thread_metadata m WHERE NOT EXISTS (SELECT 1 FROM threads
+--     t WHERE t.owner = m.owner AND t.seq = m.seq
+--     AND t.metadata @> jsonb_build_object(m.key, m.value));
+-- (the same for conversation_metadata).  Metadata values are strings (the
+-- API says so and the module checks it); only string values are pairs.
+CREATE TABLE IF NOT EXISTS thread_metadata (
+    owner  text    NOT NULL,
+    key    text    NOT NULL,
+    value  text    NOT NULL,
+    seq    bigint  NOT NULL,
+    PRIMARY KEY (owner, key, value, seq)
+);
+
+CREATE TABLE IF NOT EXISTS conversation_metadata (
+    owner  text    NOT NULL,
+    key    text    NOT NULL,
+    value  text    NOT NULL,
+    seq    bigint  NOT NULL,
+    PRIMARY KEY (owner, key, value, seq)
+);
+
+-- The pairs of the objects there before version 6, once.  A module of
+-- version 5 still writing meanwhile writes no pairs: upgrade with it
+-- stopped, or run these two INSERTs again once version 6 modules serve
+-- (harmless: ON CONFLICT DO NOTHING).
+INSERT INTO thread_metadata (owner, key, value, seq)
+SELECT t.owner, e.key, e.value #>> '{}', t.seq
+FROM threads t, jsonb_each(t.metadata) e
+WHERE jsonb_typeof(e.value) = 'string'
+  AND NOT EXISTS (SELECT 1 FROM threads_schema WHERE version >= 6)
+ON CONFLICT DO NOTHING;
+
+INSERT INTO conversation_metadata (owner, key, value, seq)
+SELECT c.owner, e.key, e.value #>> '{}', c.seq
+FROM conversations c, jsonb_each(c.metadata) e
+WHERE jsonb_typeof(e.value) = 'string'
+  AND NOT EXISTS (SELECT 1 FROM threads_schema WHERE version >= 6)
+ON CONFLICT DO NOTHING;
+
+-- The GIN indexes served the filter before; nothing reads them now, and
+-- every create paid for them.
+DROP INDEX IF EXISTS threads_metadata;
+DROP INDEX IF EXISTS conversations_metadata;
+
+INSERT INTO threads_schema (version) VALUES (6) ON CONFLICT DO NOTHING;
 
 
 COMMIT;

@@ -18,7 +18,7 @@ sub psql_at {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $ci;
     return psql($sql);
 }
-for my $db (qw(threads_noschema threads_v1)) {
+for my $db (qw(threads_noschema threads_v1 threads_v5)) {
     psql_at('postgres', qq{DROP DATABASE IF EXISTS "$db"});
     psql_at('postgres', qq{CREATE DATABASE "$db"});
     (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
@@ -45,6 +45,40 @@ CREATE TABLE messages (owner text NOT NULL, thread_id text NOT NULL,
 CREATE INDEX messages_thread_seq ON messages (owner, thread_id, seq);
 INSERT INTO threads_schema (version) VALUES (1);
 SQL
+
+# schema version 5: scripts/schema.sql with what version 6 added taken
+# back (the metadata pair tables; the GIN indexes it dropped put back), and
+# threads and conversations with metadata in it
+apply_schema('threads_v5');
+psql_at('threads_v5', <<'SQL');
+DROP TABLE thread_metadata, conversation_metadata;
+CREATE INDEX threads_metadata ON threads USING gin (metadata jsonb_path_ops);
+CREATE INDEX conversations_metadata
+    ON conversations USING gin (metadata jsonb_path_ops);
+DELETE FROM threads_schema WHERE version >= 6;
+SQL
+my $V5_OWNER = owner_of('k1');
+my (@V5_THREADS, @V5_TEAM_A, @V5_CONVS);
+for my $i (1 .. 30) {
+    my $id = sprintf 'thread_V5%022d', $i;
+    my $md = $i % 10 == 0 ? '{"team":"a","n":"' . $i . '"}'
+           : $i == 7      ? '{"e":"","ключ":"välüe ☃"}'
+           :                '{"team":"b","n":"' . $i . '"}';
+    psql_at('threads_v5', "INSERT INTO threads (owner, id, created_at,"
+        . " metadata) VALUES ('$V5_OWNER', '$id', 1764200000 + $i, '$md')");
+    push @V5_THREADS, $id;
+    push @V5_TEAM_A, $id if $i % 10 == 0;
+}
+for my $i (1 .. 3) {
+    my $id = sprintf 'conv_V5%024d', $i;
+    psql_at('threads_v5', "INSERT INTO conversations (owner, id, created_at,"
+        . " metadata) VALUES ('$V5_OWNER', '$id', 1764200000,"
+        . " '{\"team\":\"" . ($i == 2 ? 'a' : 'b') . "\"}')");
+    push @V5_CONVS, $id;
+}
+psql_at('threads_v5', "INSERT INTO threads (owner, id, created_at, metadata)"
+    . " VALUES ('someone-else', 'thread_V5" . ('X' x 22) . "', 1764200000,"
+    . " '{\"team\":\"a\"}')");
 
 my $V1_THREAD = 'thread_' . ('V' x 24);
 psql_at('threads_v1', "INSERT INTO threads (owner, id, created_at, metadata)"
@@ -140,8 +174,69 @@ $scenario{'v1-schema'} = sub {
     ($st, $body) = api('GET', '/v1/threads', undef, 'k1');
     is($st, 200, 'listings work after the upgrade');
     is(ref $body && $body->{data}[0]{id}, $V1_THREAD, 'and list the old thread');
-    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 5,
-        'the schema says version 5');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Bkept%5D=yes', undef,
+        'k1');
+    is(ref $body && $body->{data}[0]{id}, $V1_THREAD,
+        'a filtered listing finds it by its old metadata');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 6,
+        'the schema says version 6');
+};
+
+$scenario{'v5-schema'} = sub {
+    my ($st) = api('GET', '/v1/threads?metadata%5Bteam%5D=a', undef, 'k1');
+    is($st, 503, 'on a version 5 schema a filtered listing is a 503');
+    apply_schema('threads_v5');
+    apply_schema('threads_v5');
+    my $body;
+    ok(wait_for(sub {
+        ($st, $body) = api('GET', '/v1/threads?metadata%5Bteam%5D=a', undef,
+            'k1');
+        $st == 200 }, 5), 'scripts/schema.sql (applied twice) upgrades it');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ reverse @V5_TEAM_A ], 'the old threads are found by their pairs,'
+        . ' of this owner only');
+    is(psql_at('threads_v5', 'SELECT count(*) FROM thread_metadata'),
+        29 * 2 + 2 + 1, 'every old pair once, though applied twice');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Bteam%5D=a&order=asc'
+        . "&limit=1&after=$V5_TEAM_A[0]", undef, 'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ $V5_TEAM_A[1] ], 'asc after a cursor');
+    ok(ref $body && $body->{has_more}, 'with more');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Bteam%5D=a&limit=2'
+        . "&before=$V5_TEAM_A[0]", undef, 'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ @V5_TEAM_A[2, 1] ], 'desc before a cursor');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Bteam%5D=b&limit=100',
+        undef, 'k1');
+    is(scalar @{ ref $body ? $body->{data} : [] }, 26, 'the common pair');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Be%5D=', undef, 'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ $V5_THREADS[6] ], 'an empty value');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5B%D0%BA%D0%BB%D1%8E'
+        . '%D1%87%5D=v%C3%A4l%C3%BC%C3%A9'
+        . '' , undef, 'k1');
+    is_deeply($body->{data}, [], 'another value of a non-ASCII key');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5B%D0%BA%D0%BB%D1%8E'
+        . '%D1%87%5D=v%C3%A4l%C3%BCe%20%E2%98%83', undef, 'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ $V5_THREADS[6] ], 'a non-ASCII pair');
+    ($st, $body) = api('GET', '/v1/conversations?metadata%5Bteam%5D=a',
+        undef, 'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ $V5_CONVS[1] ], 'old conversations too');
+    # after the upgrade, writes keep the pairs
+    ($st) = api('POST', "/v1/threads/$V5_TEAM_A[0]",
+        '{"metadata":{"team":"c"}}', 'k1');
+    is($st, 200, 'an old thread modified');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Bteam%5D=a', undef,
+        'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ reverse @V5_TEAM_A[1, 2] ], 'is no longer team=a');
+    is(psql_at('threads_v5', "SELECT count(*) FROM pg_indexes WHERE indexname"
+        . " IN ('threads_metadata', 'conversations_metadata')"), 0,
+        'the GIN indexes are gone');
+    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 6,
+        'the schema says version 6');
 };
 
 # Sessions are killed (57P01) while statements wait in them.
@@ -207,7 +302,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 60
 --- error_log
-this module needs 5: apply scripts/schema.sql
+this module needs 6: apply scripts/schema.sql
 --- no_error_log
 [alert]
 
@@ -223,11 +318,27 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 60
 --- error_log
-the database has schema version 1, this module needs 5
+the database has schema version 1, this module needs 6
 --- no_error_log
 [alert]
 
-=== TEST 3: sessions killed while statements are in flight: no 500
+=== TEST 3: a version 5 schema: filtered listings after the upgrade
+--- http_config eval
+(my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_V5_CONNINFO/;
+$c
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: v5-schema
+--- error_code: 503
+--- timeout: 60
+--- error_log
+the database has schema version 5, this module needs 6
+--- no_error_log
+[alert]
+
+=== TEST 4: sessions killed while statements are in flight: no 500
 --- request
 GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
 --- more_headers
@@ -238,7 +349,7 @@ Authorization: Bearer k1
 --- no_error_log
 [alert]
 
-=== TEST 4: a server that turns read-only: 503s, not 500s, then writes again
+=== TEST 5: a server that turns read-only: 503s, not 500s, then writes again
 --- request
 GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
 --- more_headers
@@ -251,7 +362,7 @@ SQLSTATE 25006
 --- no_error_log
 [alert]
 
-=== TEST 5: a host name whose first address refuses: the next one serves
+=== TEST 6: a host name whose first address refuses: the next one serves
 --- http_config
     map $http_authorization $threads_api_key {
         "~^Bearer\s+(?<key>\S+)\s*$"  $key;
@@ -267,7 +378,7 @@ Authorization: Bearer k1
 --- no_error_log
 [alert]
 
-=== TEST 6: a first host that accepts and never answers costs its own timeout only
+=== TEST 7: a first host that accepts and never answers costs its own timeout only
 --- http_config
     map $http_authorization $threads_api_key {
         "~^Bearer\s+(?<key>\S+)\s*$"  $key;

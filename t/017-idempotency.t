@@ -509,7 +509,10 @@ apply_schema($v2);
 {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     # back to version 2: what versions 3 and up added goes
-    psql("DROP TABLE idempotency_keys; DROP TABLE conversation_item_tombstones,"
+    psql("DROP TABLE thread_metadata, conversation_metadata;"
+        . " CREATE INDEX threads_metadata ON threads"
+        . "  USING gin (metadata jsonb_path_ops);"
+        . " DROP TABLE idempotency_keys; DROP TABLE conversation_item_tombstones,"
         . " conversation_tombstones, conversation_items, conversations;"
         . " ALTER TABLE threads DROP COLUMN key_digest;"
         . " ALTER TABLE messages DROP COLUMN key_digest;"
@@ -534,8 +537,8 @@ $scenario{'upgrade'} = sub {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     is(psql("SELECT count(*) FROM threads WHERE id = 'thread_" . ('W' x 24)
         . "'"), 1, 'the version 2 data was kept');
-    is(psql('SELECT max(version) FROM threads_schema'), 5,
-        'the schema says version 5');
+    is(psql('SELECT max(version) FROM threads_schema'), 6,
+        'the schema says version 6');
 };
 
 $scenario{'sdk'} = sub {
@@ -669,7 +672,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 30
 --- error_log
-the database has schema version 2, this module needs 5
+the database has schema version 2, this module needs 6
 --- no_error_log
 [alert]
 
