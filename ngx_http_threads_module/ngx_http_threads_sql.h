@@ -60,23 +60,22 @@
 
 /*
  * $1 owner, $2 id, $3 metadata, $4 tool_resources: NULL leaves as is.  New
- * metadata replaces the thread's pairs: those it no longer has go (each
- * by its key in thread_metadata, read from the metadata before), those it
- * has are there after (ON CONFLICT DO NOTHING keeps the ones it kept).
+ * metadata replaces the thread's pairs: those it no longer has go (found
+ * by the thread's seq, thread_metadata_seq: a pair that thousands of the
+ * owner's threads share costs no more than a rare one), those it has are
+ * there after (ON CONFLICT DO NOTHING keeps the ones it kept).  The seq
+ * is a subquery's, so that even a generic plan probes by it.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_MODIFY \
-    "WITH o AS (SELECT metadata FROM public.threads" \
-    " WHERE owner = $1 AND id = $2), " \
-    "u AS (UPDATE public.threads SET" \
+    "WITH u AS (UPDATE public.threads SET" \
     " metadata = COALESCE($3::jsonb, metadata)," \
     " tool_resources = COALESCE($4::jsonb, tool_resources)" \
     " WHERE owner = $1 AND id = $2" \
     " RETURNING id, seq, created_at, metadata, tool_resources), " \
     "d AS (DELETE FROM public.thread_metadata k" \
-    " USING u, o, jsonb_each(o.metadata) e" \
-    " WHERE $3::jsonb IS NOT NULL AND k.owner = $1 AND k.key = e.key" \
-    "  AND k.value = e.value #>> '{}' AND k.seq = u.seq" \
-    "  AND NOT $3::jsonb @> jsonb_build_object(e.key, e.value)), " \
+    " WHERE $3::jsonb IS NOT NULL AND k.owner = $1" \
+    "  AND k.seq = (SELECT seq FROM u)" \
+    "  AND NOT $3::jsonb @> jsonb_build_object(k.key, k.value)), " \
     "p AS (INSERT INTO public.thread_metadata (owner, key, value, seq)" \
     " SELECT $1, e.key, e.value #>> '{}', u.seq" \
     " FROM u, jsonb_each($3::jsonb) e" \
@@ -89,20 +88,18 @@
 
 /*
  * $1 owner, $2 id; messages go with it (ON DELETE CASCADE), its metadata
- * pairs too (each by its key); the tombstone keeps listings that use it
+ * pairs too (by its seq, as in THREAD_MODIFY); the tombstone keeps listings that use it
  * as a cursor paging.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_DELETE \
     "WITH d AS (DELETE FROM public.threads WHERE owner = $1 AND id = $2" \
-    " RETURNING id, seq, created_at, key_digest, metadata), " \
+    " RETURNING id, seq, created_at, key_digest), " \
     "s AS (INSERT INTO public.thread_tombstones (owner, id, seq, created_at," \
     "  key_digest)" \
     " SELECT $1, $2, seq, created_at, key_digest FROM d" \
     " ON CONFLICT DO NOTHING), " \
     "p AS (DELETE FROM public.thread_metadata k" \
-    " USING d, jsonb_each(d.metadata) e" \
-    " WHERE k.owner = $1 AND k.key = e.key" \
-    "  AND k.value = e.value #>> '{}' AND k.seq = d.seq) " \
+    " WHERE k.owner = $1 AND k.seq = (SELECT seq FROM d)) " \
     "SELECT json_build_object('id', id, 'object', 'thread.deleted'," \
     " 'deleted', true)::text " \
     "FROM d"
@@ -926,16 +923,12 @@
 
 /* $1 owner, $2 id, $3 metadata: its pairs replaced, as a thread's are */
 #define NGX_HTTP_THREADS_SQL_CONV_MODIFY \
-    "WITH o AS (SELECT metadata FROM public.conversations" \
-    " WHERE owner = $1 AND id = $2), " \
-    "u AS (UPDATE public.conversations SET metadata = $3::jsonb" \
+    "WITH u AS (UPDATE public.conversations SET metadata = $3::jsonb" \
     " WHERE owner = $1 AND id = $2" \
     " RETURNING id, seq, created_at, metadata), " \
     "d AS (DELETE FROM public.conversation_metadata k" \
-    " USING u, o, jsonb_each(o.metadata) e" \
-    " WHERE k.owner = $1 AND k.key = e.key" \
-    "  AND k.value = e.value #>> '{}' AND k.seq = u.seq" \
-    "  AND NOT $3::jsonb @> jsonb_build_object(e.key, e.value)), " \
+    " WHERE k.owner = $1 AND k.seq = (SELECT seq FROM u)" \
+    "  AND NOT $3::jsonb @> jsonb_build_object(k.key, k.value)), " \
     "p AS (INSERT INTO public.conversation_metadata (owner, key, value, seq)" \
     " SELECT $1, e.key, e.value #>> '{}', u.seq" \
     " FROM u, jsonb_each($3::jsonb) e" \
@@ -951,15 +944,13 @@
  */
 #define NGX_HTTP_THREADS_SQL_CONV_DELETE \
     "WITH d AS (DELETE FROM public.conversations WHERE owner = $1 AND id = $2" \
-    " RETURNING id, seq, created_at, key_digest, metadata), " \
+    " RETURNING id, seq, created_at, key_digest), " \
     "s AS (INSERT INTO public.conversation_tombstones (owner, id, seq," \
     "  created_at, key_digest)" \
     " SELECT $1, $2, seq, created_at, key_digest FROM d" \
     " ON CONFLICT DO NOTHING), " \
     "p AS (DELETE FROM public.conversation_metadata k" \
-    " USING d, jsonb_each(d.metadata) e" \
-    " WHERE k.owner = $1 AND k.key = e.key" \
-    "  AND k.value = e.value #>> '{}' AND k.seq = d.seq) " \
+    " WHERE k.owner = $1 AND k.seq = (SELECT seq FROM d)) " \
     "SELECT json_build_object('id', id, 'object', 'conversation.deleted'," \
     " 'deleted', true)::text " \
     "FROM d"

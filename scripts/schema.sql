@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 6.
+-- ngx_http_threads_module storage, schema version 7.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -237,6 +237,22 @@ DROP INDEX IF EXISTS threads_metadata;
 DROP INDEX IF EXISTS conversations_metadata;
 
 INSERT INTO threads_schema (version) VALUES (6) ON CONFLICT DO NOTHING;
+
+-- Version 7: an object's pairs by its seq.  Modifying or deleting an
+-- object finds its pairs here, in the rows of that one object: through the
+-- primary key, a pair that thousands of the owner's objects share had to
+-- be read past.  Version 6 modules work on it unchanged.  On a big table
+-- build them first without blocking writes, then apply this file (IF NOT
+-- EXISTS then skips them):
+--   CREATE INDEX CONCURRENTLY thread_metadata_seq
+--     ON thread_metadata (owner, seq);
+--   CREATE INDEX CONCURRENTLY conversation_metadata_seq
+--     ON conversation_metadata (owner, seq);
+CREATE INDEX IF NOT EXISTS thread_metadata_seq
+    ON thread_metadata (owner, seq);
+CREATE INDEX IF NOT EXISTS conversation_metadata_seq
+    ON conversation_metadata (owner, seq);
+INSERT INTO threads_schema (version) VALUES (7) ON CONFLICT DO NOTHING;
 
 
 COMMIT;

@@ -18,7 +18,7 @@ sub psql_at {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $ci;
     return psql($sql);
 }
-for my $db (qw(threads_noschema threads_v1 threads_v5)) {
+for my $db (qw(threads_noschema threads_v1 threads_v5 threads_v6)) {
     psql_at('postgres', qq{DROP DATABASE IF EXISTS "$db"});
     psql_at('postgres', qq{CREATE DATABASE "$db"});
     (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
@@ -56,6 +56,12 @@ CREATE INDEX threads_metadata ON threads USING gin (metadata jsonb_path_ops);
 CREATE INDEX conversations_metadata
     ON conversations USING gin (metadata jsonb_path_ops);
 DELETE FROM threads_schema WHERE version >= 6;
+SQL
+# schema version 6: scripts/schema.sql without version 7's indexes
+apply_schema('threads_v6');
+psql_at('threads_v6', <<'SQL');
+DROP INDEX thread_metadata_seq, conversation_metadata_seq;
+DELETE FROM threads_schema WHERE version >= 7;
 SQL
 my $V5_OWNER = owner_of('k1');
 my (@V5_THREADS, @V5_TEAM_A, @V5_CONVS);
@@ -178,8 +184,8 @@ $scenario{'v1-schema'} = sub {
         'k1');
     is(ref $body && $body->{data}[0]{id}, $V1_THREAD,
         'a filtered listing finds it by its old metadata');
-    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 6,
-        'the schema says version 6');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 7,
+        'the schema says version 7');
 };
 
 $scenario{'v5-schema'} = sub {
@@ -235,8 +241,50 @@ $scenario{'v5-schema'} = sub {
     is(psql_at('threads_v5', "SELECT count(*) FROM pg_indexes WHERE indexname"
         . " IN ('threads_metadata', 'conversations_metadata')"), 0,
         'the GIN indexes are gone');
-    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 6,
-        'the schema says version 6');
+    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 7,
+        'the schema says version 7');
+};
+
+# A version 6 schema serves as it is (version 7 only adds indexes), and
+# scripts/schema.sql adds them with the module serving.
+$scenario{'v6-schema'} = sub {
+    my $seq_indexes = "SELECT count(*) FROM pg_indexes WHERE indexname"
+        . " IN ('thread_metadata_seq', 'conversation_metadata_seq')";
+    is(psql_at('threads_v6', $seq_indexes), 0, 'no seq indexes on version 6');
+    my @t;
+    for my $i (1 .. 3) {
+        my ($st, $t) = api('POST', '/v1/threads',
+            '{"metadata":{"team":"a","n":"' . $i . '"}}', 'k1');
+        is($st, 200, "version 6: create $i");
+        push @t, ref $t ? $t->{id} : '';
+    }
+    my ($st, $body) = api('POST', "/v1/threads/$t[0]",
+        '{"metadata":{"team":"b","n":"1"}}', 'k1');
+    is($st, 200, 'version 6: modify');
+    ($st) = api('DELETE', "/v1/threads/$t[1]", undef, 'k1');
+    is($st, 200, 'version 6: delete');
+    my $pairs = sub {
+        psql_at('threads_v6', "SELECT string_agg(key || '=' || value, ','"
+            . " ORDER BY key) FROM thread_metadata m JOIN threads t"
+            . " ON t.owner = m.owner AND t.seq = m.seq WHERE t.id = '$_[0]'")
+    };
+    is($pairs->($t[0]), 'n=1,team=b', 'version 6: the pairs follow a modify');
+    is(psql_at('threads_v6', 'SELECT count(*) FROM thread_metadata'), 4,
+        'version 6: a delete takes its pairs');
+    apply_schema('threads_v6');
+    is(psql_at('threads_v6', $seq_indexes), 2, 'scripts/schema.sql adds them');
+    is(psql_at('threads_v6', 'SELECT max(version) FROM threads_schema'), 7,
+        'the schema says version 7');
+    ($st) = api('POST', "/v1/threads/$t[2]", '{"metadata":{"n":"3"}}', 'k1');
+    is($st, 200, 'version 7: modify');
+    is($pairs->($t[2]), 'n=3', 'version 7: the pair it no longer has is gone');
+    ($st) = api('DELETE', "/v1/threads/$t[0]", undef, 'k1');
+    is($st, 200, 'version 7: delete');
+    is(psql_at('threads_v6', 'SELECT count(*) FROM thread_metadata'), 1,
+        'version 7: a delete takes its pairs');
+    ($st, $body) = api('GET', '/v1/threads?metadata%5Bn%5D=3', undef, 'k1');
+    is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
+        [ $t[2] ], 'the filter finds what is left');
 };
 
 # Sessions are killed (57P01) while statements wait in them.
@@ -338,7 +386,22 @@ the database has schema version 5, this module needs 6
 --- no_error_log
 [alert]
 
-=== TEST 4: sessions killed while statements are in flight: no 500
+=== TEST 4: a version 6 schema serves, and is upgraded in place
+--- http_config eval
+(my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_V6_CONNINFO/;
+$c
+--- request
+GET /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- scenario: v6-schema
+--- error_code: 200
+--- timeout: 60
+--- no_error_log
+[error]
+[alert]
+
+=== TEST 5: sessions killed while statements are in flight: no 500
 --- request
 GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
 --- more_headers
@@ -349,7 +412,7 @@ Authorization: Bearer k1
 --- no_error_log
 [alert]
 
-=== TEST 5: a server that turns read-only: 503s, not 500s, then writes again
+=== TEST 6: a server that turns read-only: 503s, not 500s, then writes again
 --- request
 GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
 --- more_headers
@@ -362,7 +425,7 @@ SQLSTATE 25006
 --- no_error_log
 [alert]
 
-=== TEST 6: a host name whose first address refuses: the next one serves
+=== TEST 7: a host name whose first address refuses: the next one serves
 --- http_config
     map $http_authorization $threads_api_key {
         "~^Bearer\s+(?<key>\S+)\s*$"  $key;
@@ -378,7 +441,7 @@ Authorization: Bearer k1
 --- no_error_log
 [alert]
 
-=== TEST 7: a first host that accepts and never answers costs its own timeout only
+=== TEST 8: a first host that accepts and never answers costs its own timeout only
 --- http_config
     map $http_authorization $threads_api_key {
         "~^Bearer\s+(?<key>\S+)\s*$"  $key;

@@ -114,6 +114,17 @@ sub explain_stmt {
         . "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE s($args);");
 }
 
+# the same for a statement that writes, rolled back
+sub explain_write {
+    my ($name, $types, $args, $generic) = @_;
+    return psql("BEGIN;\n"
+        . ($generic ? "SET LOCAL plan_cache_mode = force_generic_plan;\n"
+                    : '')
+        . "PREPARE w($types) AS " . module_sql($name) . ";\n"
+        . "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE w($args);\n"
+        . "ROLLBACK;");
+}
+
 $scenario{threads} = sub {
     my (@t, @a);
     for my $i (1 .. 12) {
@@ -330,6 +341,44 @@ $scenario{plan} = sub {
                 . ($loops // 'no join') . ' lookups)') or diag($plan);
             unlike($plan, qr/Seq Scan|Merge Join|Hash Join/,
                 "$name: no scan of the owner's threads");
+        }
+    }
+
+    # Modifying or deleting an object whose pair 29,940 others share (its
+    # rare=no) reads that object's pairs only, custom plan or generic.
+    psql("INSERT INTO conversations (owner, id, created_at, metadata)"
+        . " SELECT '$o', 'conv_pl' || lpad(g::text, 24, '0'), 1764200000,"
+        . " jsonb_build_object('n', g::text, 'rare',"
+        . "  CASE WHEN g % 500 = 0 THEN 'yes' ELSE 'no' END)"
+        . " FROM generate_series(1, 30000) g ON CONFLICT DO NOTHING;"
+        . " INSERT INTO conversation_metadata SELECT c.owner, e.key,"
+        . " e.value #>> '{}', c.seq FROM conversations c,"
+        . " jsonb_each(c.metadata) e WHERE c.owner = '$o'"
+        . " ON CONFLICT DO NOTHING; ANALYZE conversations;"
+        . " ANALYZE conversation_metadata");
+    my $t = 'thread_pl' . ('0' x 19) . '501';
+    my $c = 'conv_pl' . ('0' x 21) . '501';
+    for my $case (
+        [ 'THREAD_MODIFY', 'text,text,jsonb,jsonb',
+          "'$o','$t','{\"n\":\"501\"}',NULL", 'thread_metadata', 1 ],
+        [ 'THREAD_DELETE', 'text,text', "'$o','$t'", 'thread_metadata', 2 ],
+        [ 'CONV_MODIFY', 'text,text,jsonb', "'$o','$c','{\"n\":\"501\"}'",
+          'conversation_metadata', 1 ],
+        [ 'CONV_DELETE', 'text,text', "'$o','$c'", 'conversation_metadata',
+          2 ])
+    {
+        my ($stmt, $types, $args, $table, $gone) = @$case;
+        for my $generic (0, 1) {
+            my $name = "$stmt, " . ($generic ? 'generic' : 'custom') . ' plan';
+            my $plan = explain_write($stmt, $types, $args, $generic);
+            my ($rows) = $plan =~ m{Index\ Scan\ using\ \Q$table\E_seq
+                \ on\ \Q$table\E\ k\ \(actual\ [^)]*\ rows=(\d+)
+                \ loops=1\)}x;
+            is($rows // 'no scan by seq', $gone,
+                "$name: the object's pairs to delete read by its seq, no"
+                . ' other') or diag($plan);
+            unlike($plan, qr/Seq Scan|Rows Removed by (?:Join )?Filter: [1-9]\d/,
+                "$name: no pair read and thrown away") or diag($plan);
         }
     }
 };
