@@ -18,6 +18,7 @@
 #include "ngx_http_threads_response.h"
 #include "ngx_http_threads_metrics.h"
 #include "ngx_http_threads_utf8.h"
+#include "ngx_http_threads_owners.h"
 
 
 /* Bodies past this size are validated off the event loop. */
@@ -258,6 +259,8 @@ ngx_http_threads_api_init_process(ngx_cycle_t *cycle)
 {
     /* random bytes the master might have drawn are not this worker's */
     thr_random_forget();
+    /* nor are the keys it (or an earlier cycle) might have seen */
+    thr_owners_forget();
 
 #if (OPENSSL_VERSION_NUMBER >= 0x30000000L)
     ngx_http_threads_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
@@ -361,21 +364,32 @@ ngx_http_threads_owner(ngx_http_request_t *r, ngx_http_threads_api_conf_t *acf,
         return NGX_OK;
     }
 
-    if (!EVP_DigestInit_ex(ngx_http_threads_md_ctx, ngx_http_threads_sha256,
-                           NULL)
-        || !EVP_DigestUpdate(ngx_http_threads_md_ctx, value.data, value.len)
-        || !EVP_DigestFinal_ex(ngx_http_threads_md_ctx, md, &mdlen))
-    {
-        return NGX_ERROR;
-    }
-
-    owner->data = ngx_pnalloc(r->pool, 2 * mdlen + 1);
+    owner->data = ngx_pnalloc(r->pool, THR_OWNERS_DIGEST_LEN + 1);
     if (owner->data == NULL) {
         return NGX_ERROR;
     }
 
-    owner->len = ngx_hex_dump(owner->data, md, mdlen) - owner->data;
+    owner->len = THR_OWNERS_DIGEST_LEN;
     owner->data[owner->len] = '\0';
+
+    /* a key seen lately: its digest without hashing (3 % of a worker) */
+    if (thr_owners_get(value.data, value.len, (char *) owner->data)) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "threads: owner digest cached");
+        return NGX_OK;
+    }
+
+    if (!EVP_DigestInit_ex(ngx_http_threads_md_ctx, ngx_http_threads_sha256,
+                           NULL)
+        || !EVP_DigestUpdate(ngx_http_threads_md_ctx, value.data, value.len)
+        || !EVP_DigestFinal_ex(ngx_http_threads_md_ctx, md, &mdlen)
+        || 2 * mdlen != THR_OWNERS_DIGEST_LEN)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(owner->data, md, mdlen);
+    thr_owners_put(value.data, value.len, (const char *) owner->data);
 
     return NGX_OK;
 }

@@ -29,6 +29,42 @@ ThreadsTest::run_scenarios({
         Test::More::isnt($b->{'x-request-id'}, $a->{'x-request-id'},
             'each request its own id');
     },
+    # More keys than a worker caches digests for (256): each key, asked
+    # again after the others pushed it out or kept it, is its own owner.
+    'owner digests kept per worker' => sub {
+        my @keys = ((map { "sk-cache-$_-" . ('x' x ($_ % 40)) } 1 .. 400),
+            'L' x 256, 'M' x 257, 'N' x 1000);
+        my (%thread, $bad);
+        for my $round (1, 2) {
+            for my $k (@keys) {
+                my ($st, $t) = ThreadsTest::api('POST', '/v1/threads', '{}',
+                    $k);
+                $bad++, next unless $st == 200 && ref $t;
+                push @{ $thread{$k} }, $t->{id};
+            }
+        }
+        Test::More::ok(!$bad, 'every key creates (' . ($bad // 0)
+            . ' did not)');
+        my ($wrong, $seen) = (0, 0);
+        for my $i (0 .. $#keys) {
+            my ($k, $next) = ($keys[$i], $keys[($i + 1) % @keys]);
+            for my $id (@{ $thread{$k} }) {
+                my ($st) = ThreadsTest::api('GET', "/v1/threads/$id", undef, $k);
+                $wrong++ unless $st == 200;
+                ($st) = ThreadsTest::api('GET', "/v1/threads/$id", undef, $next);
+                $wrong++ unless $st == 404;
+                $seen++;
+            }
+        }
+        Test::More::is($seen, 2 * @keys, 'two threads per key');
+        Test::More::is($wrong, 0, 'each found by its own key alone');
+        my $owners = ThreadsTest::psql("SELECT string_agg(DISTINCT owner, ',')"
+            . " FROM threads WHERE id IN ('"
+            . join("','", map { @{ $thread{$_} } } @keys) . "')");
+        Test::More::is_deeply([ sort split /,/, $owners ],
+            [ sort map { ThreadsTest::owner_of($_) } @keys ],
+            'stored under the SHA-256 of each key, cached or not');
+    },
     'request id asked for early' => sub {
         my $a = ids_of();
         Test::More::is($a->{'x-early-id'}, $a->{'x-request-id'},
@@ -329,3 +365,15 @@ Authorization: Bearer k1
 --- scenario: request id asked for early
 --- no_error_log
 [alert]
+
+=== TEST 25: owner digests, cached per worker, never cross keys
+--- request eval
+"GET /v1/threads/$main::T1"
+--- more_headers
+Authorization: Bearer k1
+--- error_code: 200
+--- scenario: owner digests kept per worker
+--- timeout: 300
+--- no_error_log
+[alert]
+[error]
