@@ -66,30 +66,39 @@ enum {
 };
 
 
-/* name, SQL, parameters, idempotent (safe to send twice) */
+/*
+ * name, SQL, parameters, idempotent (safe to send twice), writes (commits a
+ * change: the pool sends reads behind other connections' writes rather
+ * than behind its own)
+ */
 static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
 
-    { "threads_thread_create", NGX_HTTP_THREADS_SQL_THREAD_CREATE, 5, 0 },
-    { "threads_thread_retrieve", NGX_HTTP_THREADS_SQL_THREAD_RETRIEVE, 2, 1 },
-    { "threads_thread_modify", NGX_HTTP_THREADS_SQL_THREAD_MODIFY, 4, 1 },
-    { "threads_thread_delete", NGX_HTTP_THREADS_SQL_THREAD_DELETE, 2, 0 },
+    { "threads_thread_create", NGX_HTTP_THREADS_SQL_THREAD_CREATE, 5, 0, 1 },
+    { "threads_thread_retrieve", NGX_HTTP_THREADS_SQL_THREAD_RETRIEVE, 2,
+      1, 0 },
+    { "threads_thread_modify", NGX_HTTP_THREADS_SQL_THREAD_MODIFY, 4, 1, 1 },
+    { "threads_thread_delete", NGX_HTTP_THREADS_SQL_THREAD_DELETE, 2, 0, 1 },
 
     /* desc forward, asc forward, desc backward, asc backward */
-    { "threads_thread_list_df", NGX_HTTP_THREADS_SQL_THREAD_LIST_DF, 5, 1 },
-    { "threads_thread_list_af", NGX_HTTP_THREADS_SQL_THREAD_LIST_AF, 5, 1 },
-    { "threads_thread_list_db", NGX_HTTP_THREADS_SQL_THREAD_LIST_DB, 5, 1 },
-    { "threads_thread_list_ab", NGX_HTTP_THREADS_SQL_THREAD_LIST_AB, 5, 1 },
+    { "threads_thread_list_df", NGX_HTTP_THREADS_SQL_THREAD_LIST_DF, 5, 1, 0 },
+    { "threads_thread_list_af", NGX_HTTP_THREADS_SQL_THREAD_LIST_AF, 5, 1, 0 },
+    { "threads_thread_list_db", NGX_HTTP_THREADS_SQL_THREAD_LIST_DB, 5, 1, 0 },
+    { "threads_thread_list_ab", NGX_HTTP_THREADS_SQL_THREAD_LIST_AB, 5, 1, 0 },
 
-    { "threads_message_create", NGX_HTTP_THREADS_SQL_MESSAGE_CREATE, 4, 0 },
+    { "threads_message_create", NGX_HTTP_THREADS_SQL_MESSAGE_CREATE, 4, 0, 1 },
     { "threads_message_retrieve", NGX_HTTP_THREADS_SQL_MESSAGE_RETRIEVE, 3,
-      1 },
-    { "threads_message_modify", NGX_HTTP_THREADS_SQL_MESSAGE_MODIFY, 4, 1 },
-    { "threads_message_delete", NGX_HTTP_THREADS_SQL_MESSAGE_DELETE, 3, 0 },
+      1, 0 },
+    { "threads_message_modify", NGX_HTTP_THREADS_SQL_MESSAGE_MODIFY, 4, 1, 1 },
+    { "threads_message_delete", NGX_HTTP_THREADS_SQL_MESSAGE_DELETE, 3, 0, 1 },
 
-    { "threads_message_list_df", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DF, 7, 1 },
-    { "threads_message_list_af", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AF, 7, 1 },
-    { "threads_message_list_db", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DB, 7, 1 },
-    { "threads_message_list_ab", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AB, 7, 1 },
+    { "threads_message_list_df", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DF, 7,
+      1, 0 },
+    { "threads_message_list_af", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AF, 7,
+      1, 0 },
+    { "threads_message_list_db", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_DB, 7,
+      1, 0 },
+    { "threads_message_list_ab", NGX_HTTP_THREADS_SQL_MESSAGE_LIST_AB, 7,
+      1, 0 },
 
     /*
      * Keyed creates are safe to send twice: a second one that finds the
@@ -97,50 +106,50 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
      * "busy" (409).
      */
     { "threads_thread_create_keyed", NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED,
-      8, 1 },
+      8, 1, 1 },
     { "threads_message_create_keyed",
-      NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED, 7, 1 },
+      NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED, 7, 1, 1 },
 
     /* conversations */
-    { "threads_conv_create", NGX_HTTP_THREADS_SQL_CONV_CREATE, 4, 0 },
-    { "threads_conv_retrieve", NGX_HTTP_THREADS_SQL_CONV_RETRIEVE, 2, 1 },
-    { "threads_conv_modify", NGX_HTTP_THREADS_SQL_CONV_MODIFY, 3, 1 },
-    { "threads_conv_delete", NGX_HTTP_THREADS_SQL_CONV_DELETE, 2, 0 },
+    { "threads_conv_create", NGX_HTTP_THREADS_SQL_CONV_CREATE, 4, 0, 1 },
+    { "threads_conv_retrieve", NGX_HTTP_THREADS_SQL_CONV_RETRIEVE, 2, 1, 0 },
+    { "threads_conv_modify", NGX_HTTP_THREADS_SQL_CONV_MODIFY, 3, 1, 1 },
+    { "threads_conv_delete", NGX_HTTP_THREADS_SQL_CONV_DELETE, 2, 0, 1 },
 
-    { "threads_conv_list_df", NGX_HTTP_THREADS_SQL_CONV_LIST_DF, 5, 1 },
-    { "threads_conv_list_af", NGX_HTTP_THREADS_SQL_CONV_LIST_AF, 5, 1 },
-    { "threads_conv_list_db", NGX_HTTP_THREADS_SQL_CONV_LIST_DB, 5, 1 },
-    { "threads_conv_list_ab", NGX_HTTP_THREADS_SQL_CONV_LIST_AB, 5, 1 },
+    { "threads_conv_list_df", NGX_HTTP_THREADS_SQL_CONV_LIST_DF, 5, 1, 0 },
+    { "threads_conv_list_af", NGX_HTTP_THREADS_SQL_CONV_LIST_AF, 5, 1, 0 },
+    { "threads_conv_list_db", NGX_HTTP_THREADS_SQL_CONV_LIST_DB, 5, 1, 0 },
+    { "threads_conv_list_ab", NGX_HTTP_THREADS_SQL_CONV_LIST_AB, 5, 1, 0 },
 
-    { "threads_items_create", NGX_HTTP_THREADS_SQL_ITEMS_CREATE, 3, 0 },
-    { "threads_item_retrieve", NGX_HTTP_THREADS_SQL_ITEM_RETRIEVE, 3, 1 },
-    { "threads_item_delete", NGX_HTTP_THREADS_SQL_ITEM_DELETE, 3, 0 },
+    { "threads_items_create", NGX_HTTP_THREADS_SQL_ITEMS_CREATE, 3, 0, 1 },
+    { "threads_item_retrieve", NGX_HTTP_THREADS_SQL_ITEM_RETRIEVE, 3, 1, 0 },
+    { "threads_item_delete", NGX_HTTP_THREADS_SQL_ITEM_DELETE, 3, 0, 1 },
 
-    { "threads_item_list_df", NGX_HTTP_THREADS_SQL_ITEM_LIST_DF, 6, 1 },
-    { "threads_item_list_af", NGX_HTTP_THREADS_SQL_ITEM_LIST_AF, 6, 1 },
-    { "threads_item_list_db", NGX_HTTP_THREADS_SQL_ITEM_LIST_DB, 6, 1 },
-    { "threads_item_list_ab", NGX_HTTP_THREADS_SQL_ITEM_LIST_AB, 6, 1 },
+    { "threads_item_list_df", NGX_HTTP_THREADS_SQL_ITEM_LIST_DF, 6, 1, 0 },
+    { "threads_item_list_af", NGX_HTTP_THREADS_SQL_ITEM_LIST_AF, 6, 1, 0 },
+    { "threads_item_list_db", NGX_HTTP_THREADS_SQL_ITEM_LIST_DB, 6, 1, 0 },
+    { "threads_item_list_ab", NGX_HTTP_THREADS_SQL_ITEM_LIST_AB, 6, 1, 0 },
 
-    { "threads_thread_convert", NGX_HTTP_THREADS_SQL_THREAD_CONVERT, 3, 0 },
+    { "threads_thread_convert", NGX_HTTP_THREADS_SQL_THREAD_CONVERT, 3, 0, 1 },
 
     { "threads_conv_create_keyed", NGX_HTTP_THREADS_SQL_CONV_CREATE_KEYED, 7,
-      1 },
+      1, 1 },
     { "threads_items_create_keyed", NGX_HTTP_THREADS_SQL_ITEMS_CREATE_KEYED,
-      6, 1 },
+      6, 1, 1 },
 
     { "threads_thread_filter_df", NGX_HTTP_THREADS_SQL_THREAD_FILTER_DF, 7,
-      1 },
+      1, 0 },
     { "threads_thread_filter_af", NGX_HTTP_THREADS_SQL_THREAD_FILTER_AF, 7,
-      1 },
+      1, 0 },
     { "threads_thread_filter_db", NGX_HTTP_THREADS_SQL_THREAD_FILTER_DB, 7,
-      1 },
+      1, 0 },
     { "threads_thread_filter_ab", NGX_HTTP_THREADS_SQL_THREAD_FILTER_AB, 7,
-      1 },
+      1, 0 },
 
-    { "threads_conv_filter_df", NGX_HTTP_THREADS_SQL_CONV_FILTER_DF, 7, 1 },
-    { "threads_conv_filter_af", NGX_HTTP_THREADS_SQL_CONV_FILTER_AF, 7, 1 },
-    { "threads_conv_filter_db", NGX_HTTP_THREADS_SQL_CONV_FILTER_DB, 7, 1 },
-    { "threads_conv_filter_ab", NGX_HTTP_THREADS_SQL_CONV_FILTER_AB, 7, 1 },
+    { "threads_conv_filter_df", NGX_HTTP_THREADS_SQL_CONV_FILTER_DF, 7, 1, 0 },
+    { "threads_conv_filter_af", NGX_HTTP_THREADS_SQL_CONV_FILTER_AF, 7, 1, 0 },
+    { "threads_conv_filter_db", NGX_HTTP_THREADS_SQL_CONV_FILTER_DB, 7, 1, 0 },
+    { "threads_conv_filter_ab", NGX_HTTP_THREADS_SQL_CONV_FILTER_AB, 7, 1, 0 },
 };
 
 

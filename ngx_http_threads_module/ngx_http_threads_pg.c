@@ -35,6 +35,13 @@
  */
 #define NGX_HTTP_THREADS_PG_RECYCLE  (4 * 1024 * 1024)
 
+/*
+ * A write in a connection's pipeline counts as this many reads when a
+ * query looks for the shortest pipeline: a commit waits for its WAL flush,
+ * and everything behind it on that connection waits too.
+ */
+#define NGX_HTTP_THREADS_PG_WRITE_WEIGHT  8
+
 /* The schema version (scripts/schema.sql) the statements need. */
 #define NGX_HTTP_THREADS_PG_SCHEMA   6
 
@@ -75,6 +82,7 @@ typedef struct {
     unsigned                       unavailable:1; /* 503, not 500 */
     unsigned                       reprepare:1;   /* the server forgot */
     unsigned                       check:1;  /* the schema version */
+    unsigned                       writes:1; /* counted in nwrites */
 } ngx_http_threads_pg_slot_t;
 
 
@@ -88,6 +96,7 @@ struct ngx_http_threads_pg_conn_s {
     ngx_http_threads_pg_state_e    state;
     ngx_queue_t                    inflight; /* slots, oldest first */
     ngx_uint_t                     ninflight;
+    ngx_uint_t                     nwrites;  /* of those, writes */
     uint64_t                       prepared; /* bit per statement */
     unsigned                       flushing:1;
     unsigned                       corked:1; /* TCP_CORK until the flush */
@@ -287,15 +296,21 @@ ngx_http_threads_pg_take_idle(void)
 }
 
 
-/* The busy connection with the shortest pipeline, if it has room. */
+/*
+ * The busy connection with the shortest pipeline, if it has room: the
+ * fewest queries in flight, a write counted as WRITE_WEIGHT of them, so
+ * that a retrieve goes behind other retrieves rather than behind commits.
+ */
 static ngx_http_threads_pg_conn_t *
 ngx_http_threads_pg_take_busy(void)
 {
+    ngx_uint_t                   load, best_load;
     ngx_queue_t                 *q;
     ngx_http_threads_pg_conn_t  *pc, *best;
     ngx_http_threads_pg_pool_t  *pool = &ngx_http_threads_pg_pool;
 
     best = NULL;
+    best_load = 0;
 
     for (q = ngx_queue_head(&pool->busy);
          q != ngx_queue_sentinel(&pool->busy);
@@ -303,12 +318,19 @@ ngx_http_threads_pg_take_busy(void)
     {
         pc = ngx_queue_data(q, ngx_http_threads_pg_conn_t, queue);
 
-        if (pc->state == NGX_HTTP_THREADS_PG_BUSY
-            && !pc->checking
-            && pc->ninflight < pool->conf->pipeline
-            && (best == NULL || pc->ninflight < best->ninflight))
+        if (pc->state != NGX_HTTP_THREADS_PG_BUSY
+            || pc->checking
+            || pc->ninflight >= pool->conf->pipeline)
         {
+            continue;
+        }
+
+        load = pc->ninflight
+               + (NGX_HTTP_THREADS_PG_WRITE_WEIGHT - 1) * pc->nwrites;
+
+        if (best == NULL || load < best_load) {
             best = pc;
+            best_load = load;
         }
     }
 
@@ -1011,6 +1033,7 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 
     bit = (uint64_t) 1 << q->stmt_index;
     slot->stmt_index = q->stmt_index;
+    slot->writes = stmt->writes;
     slot->sent = ngx_http_threads_metrics_now();
     slot->metrics_op = q->metrics_op;
     slot->ends = 1;
@@ -1059,6 +1082,7 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 
     ngx_queue_insert_tail(&pc->inflight, &slot->queue);
     pc->ninflight++;
+    pc->nwrites += slot->writes;
 
     if (!rc) {
         ngx_log_error(NGX_LOG_ERR, q->log, 0,
@@ -1402,6 +1426,7 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
 
     ngx_queue_remove(&slot->queue);
     pc->ninflight--;
+    pc->nwrites -= slot->writes;
 
     if (slot->sent) {
         ngx_http_threads_metrics_pg(slot->metrics_op,
@@ -1538,6 +1563,7 @@ ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
     }
 
     pc->ninflight = 0;
+    pc->nwrites = 0;
     ngx_http_threads_pg_close(pc);
 
     if (connecting) {

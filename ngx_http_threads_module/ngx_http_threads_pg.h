@@ -31,6 +31,7 @@ typedef struct {
     const char                  *sql;
     int                          nparams;
     unsigned                     idempotent:1;  /* safe to send twice */
+    unsigned                     writes:1;      /* commits a change */
 } ngx_http_threads_pg_stmt_t;
 
 

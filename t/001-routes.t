@@ -374,6 +374,8 @@ Authorization: Bearer k1
 --- error_code: 200
 --- scenario: owner digests kept per worker
 --- timeout: 300
+--- error_log
+threads: owner digest cached
 --- no_error_log
 [alert]
 [error]

@@ -4,6 +4,7 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
+use Time::HiRes qw(time);
 
 no_shuffle();
 use_api_defaults();
@@ -30,10 +31,22 @@ sub burst {
     return @out;
 }
 
-add_response_body_check(sub {
-    my ($block, $body, $i, $r, $dry) = @_;
-    return if $dry || !defined $block->scenario;
+our $TWO = $ThreadsTest::HTTP_CONFIG . "    threads_pg_pool_size 2;\n    threads_pg_pipeline 16;\n";
 
+# Reads every response of a burst's sockets, sent already.
+sub read_all {
+    my @out;
+    local $/;
+    for my $s (@_) {
+        my $resp = <$s> // '';
+        close $s;
+        my ($code) = $resp =~ m{^HTTP/1\.1 (\d+)};
+        push @out, $code // 0;
+    }
+    return @out;
+}
+
+sub burst_scenario {
     my @threads = map { seed_thread(key => 'k1', metadata => qq({"n":"$_"})) } 1 .. 10;
     for my $round (1 .. 3) {
         my @reqs = map { [ 'GET', "/v1/threads/$threads[$_]", undef, 'k1' ] } 0 .. 9;
@@ -57,6 +70,46 @@ add_response_body_check(sub {
     is(psql("SELECT count(*) FROM threads WHERE metadata->>'r' LIKE '$$-%'"), 15,
         'every acknowledged create is stored, once');
     cmp_ok(module_backends(), '<=', 1, 'all of it over one database session');
+}
+
+# A write that waits (a row lock) holds up what is pipelined behind it on
+# its connection: retrieves go to the other connection, behind reads.
+sub reads_scenario {
+    my $locked = seed_thread(key => 'k1');
+    my @reads = map { seed_thread(key => 'k1') } 1 .. 6;
+
+    # both connections open and idle: a retrieve while a modify waits
+    my $locker = lock_row_in_background($locked, 1);
+    my ($m0) = raw_request('POST', "/v1/threads/$locked",
+        '{"metadata":{"m":"0"}}', 'k1');
+    ok(wait_for(sub { module_waiting_on_lock() >= 1 }, 5),
+        'a modify waits on the lock');
+    my ($st) = api('GET', "/v1/threads/$reads[0]", undef, 'k1');
+    is($st, 200, 'a retrieve meanwhile, on a second connection');
+    is((read_all($m0))[0], 200, 'the modify, once the lock goes');
+    waitpid $locker, 0;
+    is(module_backends(), 2, 'two database sessions');
+
+    $locker = lock_row_in_background($locked, 3);
+    my ($m1) = raw_request('POST', "/v1/threads/$locked",
+        '{"metadata":{"m":"1"}}', 'k1');
+    ok(wait_for(sub { module_waiting_on_lock() >= 1 }, 5),
+        'a modify waits on the lock again');
+    my $t0 = time;
+    my @codes = read_all(map { raw_request('GET', "/v1/threads/$_", undef,
+        'k1') } @reads);
+    my $took = time - $t0;
+    is_deeply(\@codes, [ (200) x 6 ], 'six retrieves answered');
+    cmp_ok($took, '<', 1.5, sprintf 'none waited behind the modify (%.2f s'
+        . ' for all six; the lock holds 3 s)', $took);
+    cmp_ok(module_waiting_on_lock(), '>=', 1, 'the modify still waits');
+    is((read_all($m1))[0], 200, 'and is answered after the lock');
+    waitpid $locker, 0;
+}
+
+run_scenarios({
+    'burst' => \&burst_scenario,
+    'reads go behind reads' => \&reads_scenario,
 });
 
 run_tests();
@@ -77,3 +130,16 @@ Authorization: Bearer k1
 [crit]
 --- error_log eval
 qr/threads: ([2-9]|1\d) queries in flight/
+
+=== TEST 2: retrieves go behind reads, not behind a write that waits
+--- http_config eval: $main::TWO
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: reads go behind reads
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
