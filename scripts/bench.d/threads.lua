@@ -109,11 +109,32 @@ local function static()
     return wrk.format("GET", "/static/thread", headers)
 end
 
+-- In the measured window (BENCH_PHASE=window), each mix request names its
+-- operation in X-Bench-Mix, which nginx logs with its $request_time:
+-- scripts/bench reads each operation's p50 and p99 from that log.
+local mix_tag = os.getenv("BENCH_PHASE") == "window"
+local function tagged(op, f)
+    if not mix_tag then return f end
+    local h = {}
+    for k, v in pairs(headers) do h[k] = v end
+    h["X-Bench-Mix"] = op
+    return function()
+        local saved = headers
+        headers = h
+        local req = f()
+        headers = saved
+        return req
+    end
+end
+local mix_retrieve = tagged("retrieve", retrieve)
+local mix_create = tagged("create", create)
+local mix_modify = tagged("modify", modify)
+
 local function mix()             -- 70% retrieve, 20% create, 10% modify
     local r = math.random(100)
-    if r <= 70 then return retrieve() end
-    if r <= 90 then return create() end
-    return modify()
+    if r <= 70 then return mix_retrieve() end
+    if r <= 90 then return mix_create() end
+    return mix_modify()
 end
 
 request = ({ seed = create, create = create, ["create-keyed"] = create_keyed,
