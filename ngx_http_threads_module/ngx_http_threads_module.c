@@ -115,6 +115,13 @@ static ngx_command_t  ngx_http_threads_commands[] = {
       offsetof(ngx_http_threads_main_conf_t, pg.prepare),
       NULL },
 
+    { ngx_string("threads_pg_citus"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_threads_main_conf_t, pg.citus),
+      NULL },
+
       ngx_null_command
 };
 
@@ -168,6 +175,7 @@ ngx_http_threads_create_main_conf(ngx_conf_t *cf)
     mcf->pg.query_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.idle_timeout = NGX_CONF_UNSET_MSEC;
     mcf->pg.prepare = NGX_CONF_UNSET;
+    mcf->pg.citus = NGX_CONF_UNSET;
     mcf->pg.pipeline = NGX_CONF_UNSET_UINT;
 
     return mcf;
@@ -187,6 +195,7 @@ ngx_http_threads_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(mcf->pg.query_timeout, 30000);
     ngx_conf_init_msec_value(mcf->pg.idle_timeout, 60000);
     ngx_conf_init_value(mcf->pg.prepare, 1);
+    ngx_conf_init_value(mcf->pg.citus, 0);
     ngx_conf_init_uint_value(mcf->pg.pipeline, 16);
 
     return NGX_CONF_OK;

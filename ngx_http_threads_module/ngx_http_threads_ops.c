@@ -153,6 +153,46 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
 };
 
 
+/* threads_pg_citus on: the writes, through scripts/citus.sql's functions */
+static const struct {
+    ngx_uint_t   stmt;
+    const char  *sql;
+} ngx_http_threads_citus_stmts[] = {
+    { NGX_HTTP_THREADS_STMT_THREAD_CREATE,
+      NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE },
+    { NGX_HTTP_THREADS_STMT_THREAD_MODIFY,
+      NGX_HTTP_THREADS_SQL_CITUS_THREAD_MODIFY },
+    { NGX_HTTP_THREADS_STMT_THREAD_DELETE,
+      NGX_HTTP_THREADS_SQL_CITUS_THREAD_DELETE },
+    { NGX_HTTP_THREADS_STMT_MESSAGE_CREATE,
+      NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_CREATE },
+    { NGX_HTTP_THREADS_STMT_MESSAGE_MODIFY,
+      NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_MODIFY },
+    { NGX_HTTP_THREADS_STMT_MESSAGE_DELETE,
+      NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_DELETE },
+    { NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED,
+      NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE_KEYED },
+    { NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED,
+      NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_CREATE_KEYED },
+    { NGX_HTTP_THREADS_STMT_CONV_CREATE,
+      NGX_HTTP_THREADS_SQL_CITUS_CONV_CREATE },
+    { NGX_HTTP_THREADS_STMT_CONV_MODIFY,
+      NGX_HTTP_THREADS_SQL_CITUS_CONV_MODIFY },
+    { NGX_HTTP_THREADS_STMT_CONV_DELETE,
+      NGX_HTTP_THREADS_SQL_CITUS_CONV_DELETE },
+    { NGX_HTTP_THREADS_STMT_ITEMS_CREATE,
+      NGX_HTTP_THREADS_SQL_CITUS_ITEMS_CREATE },
+    { NGX_HTTP_THREADS_STMT_ITEM_DELETE,
+      NGX_HTTP_THREADS_SQL_CITUS_ITEM_DELETE },
+    { NGX_HTTP_THREADS_STMT_THREAD_CONVERT,
+      NGX_HTTP_THREADS_SQL_CITUS_THREAD_CONVERT },
+    { NGX_HTTP_THREADS_STMT_CONV_CREATE_KEYED,
+      NGX_HTTP_THREADS_SQL_CITUS_CONV_CREATE_KEYED },
+    { NGX_HTTP_THREADS_STMT_ITEMS_CREATE_KEYED,
+      NGX_HTTP_THREADS_SQL_CITUS_ITEMS_CREATE_KEYED },
+};
+
+
 static int ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
     const char *input, size_t len);
 static void ngx_http_threads_op_cleanup(void *data);
@@ -202,8 +242,20 @@ ngx_int_t
 ngx_http_threads_ops_init_worker(ngx_cycle_t *cycle,
     ngx_http_threads_pg_conf_t *conf)
 {
+    ngx_uint_t  i;
+
     /* jansson's allocator and hash seed, before any thread validates */
     thr_json_init();
+
+    /* a worker's own copy of the table: set once, before any query */
+    if (conf->citus) {
+        for (i = 0; i < sizeof(ngx_http_threads_citus_stmts)
+                        / sizeof(ngx_http_threads_citus_stmts[0]); i++)
+        {
+            ngx_http_threads_stmts[ngx_http_threads_citus_stmts[i].stmt].sql =
+                ngx_http_threads_citus_stmts[i].sql;
+        }
+    }
 
     return ngx_http_threads_pg_init_worker(cycle, conf, ngx_http_threads_stmts,
                                            sizeof(ngx_http_threads_stmts)

@@ -42,8 +42,12 @@
  */
 #define NGX_HTTP_THREADS_PG_WRITE_WEIGHT  8
 
-/* The schema version (scripts/schema.sql) the statements need. */
-#define NGX_HTTP_THREADS_PG_SCHEMA   6
+/*
+ * The schema version (scripts/schema.sql) the statements need; with
+ * threads_pg_citus on, the write functions of version 7.
+ */
+#define NGX_HTTP_THREADS_PG_SCHEMA        6
+#define NGX_HTTP_THREADS_PG_SCHEMA_CITUS  7
 
 #define NGX_HTTP_THREADS_PG_SCHEMA_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM public.threads_schema"
@@ -1419,7 +1423,7 @@ static ngx_int_t
 ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
     ngx_http_threads_pg_slot_t *slot)
 {
-    ngx_int_t                     version;
+    ngx_int_t                     version, need;
     PGresult                     *res;
     ngx_http_threads_pg_query_t  *q;
     ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
@@ -1459,12 +1463,15 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
                   : 0;
         PQclear(res);
 
-        if (version < NGX_HTTP_THREADS_PG_SCHEMA) {
+        need = pool->conf->citus ? NGX_HTTP_THREADS_PG_SCHEMA_CITUS
+                                 : NGX_HTTP_THREADS_PG_SCHEMA;
+
+        if (version < need) {
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "threads: the database has schema version %i, "
-                          "this module needs %d: apply scripts/schema.sql "
+                          "this module needs %i: apply scripts/schema.sql "
                           "(it upgrades any older version, data kept)",
-                          version, NGX_HTTP_THREADS_PG_SCHEMA);
+                          version, need);
             ngx_http_threads_pg_fail(pc, NGX_HTTP_THREADS_PG_UNAVAILABLE);
             return NGX_ERROR;
         }
@@ -2382,7 +2389,7 @@ ngx_http_threads_pg_direct(const ngx_http_threads_pg_stmt_t *stmt,
     size_t                        len;
     PGconn                       *pg;
     PGresult                     *res;
-    ngx_int_t                     version;
+    ngx_int_t                     version, need;
     ngx_uint_t                    i, n;
     ngx_http_threads_pg_status_e  status;
     ngx_http_threads_pg_conf_t   *conf = ngx_http_threads_pg_pool.conf;
@@ -2465,11 +2472,14 @@ ngx_http_threads_pg_direct(const ngx_http_threads_pg_stmt_t *stmt,
 
     PQclear(res);
 
-    if (version < NGX_HTTP_THREADS_PG_SCHEMA) {
+    need = conf->citus ? NGX_HTTP_THREADS_PG_SCHEMA_CITUS
+                       : NGX_HTTP_THREADS_PG_SCHEMA;
+
+    if (version < need) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "threads: the database has schema version %i, this "
-                      "module needs %d: apply scripts/schema.sql",
-                      version < 0 ? 0 : version, NGX_HTTP_THREADS_PG_SCHEMA);
+                      "module needs %i: apply scripts/schema.sql",
+                      version < 0 ? 0 : version, need);
         status = NGX_HTTP_THREADS_PG_UNAVAILABLE;
         goto done;
     }

@@ -59,6 +59,7 @@ typedef struct {
     ngx_msec_t                   query_timeout;
     ngx_msec_t                   idle_timeout;
     ngx_flag_t                   prepare;
+    ngx_flag_t                   citus;     /* writes through functions */
     ngx_uint_t                   pipeline;  /* queries per connection */
 } ngx_http_threads_pg_conf_t;
 

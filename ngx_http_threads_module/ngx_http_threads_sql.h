@@ -1506,4 +1506,48 @@
     " 'created_at', created_at, 'metadata', metadata)::text " \
     "FROM c"
 
+
+/*
+ * With threads_pg_citus on, each write calls the function of its name
+ * that scripts/citus.sql creates: the same answer from plain statements
+ * that Citus routes to one worker each, where the data-modifying CTEs
+ * above would be split across all of them (a two-phase commit).
+ */
+#define NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE \
+    "SELECT public.threads_thread_create($1, $2, $3, $4, $5)"
+#define NGX_HTTP_THREADS_SQL_CITUS_THREAD_MODIFY \
+    "SELECT * FROM public.threads_thread_modify($1, $2, $3, $4)"
+#define NGX_HTTP_THREADS_SQL_CITUS_THREAD_DELETE \
+    "SELECT * FROM public.threads_thread_delete($1, $2)"
+#define NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_CREATE \
+    "SELECT * FROM public.threads_message_create($1, $2, $3, $4)"
+#define NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_MODIFY \
+    "SELECT * FROM public.threads_message_modify($1, $2, $3, $4)"
+#define NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_DELETE \
+    "SELECT * FROM public.threads_message_delete($1, $2, $3)"
+#define NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE_KEYED \
+    "SELECT * FROM public.threads_thread_create_keyed($1, $2, $3, $4, $5," \
+    " $6, $7, $8)"
+#define NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_CREATE_KEYED \
+    "SELECT * FROM public.threads_message_create_keyed($1, $2, $3, $4, $5," \
+    " $6, $7)"
+#define NGX_HTTP_THREADS_SQL_CITUS_CONV_CREATE \
+    "SELECT public.threads_conv_create($1, $2, $3, $4)"
+#define NGX_HTTP_THREADS_SQL_CITUS_CONV_MODIFY \
+    "SELECT * FROM public.threads_conv_modify($1, $2, $3)"
+#define NGX_HTTP_THREADS_SQL_CITUS_CONV_DELETE \
+    "SELECT * FROM public.threads_conv_delete($1, $2)"
+#define NGX_HTTP_THREADS_SQL_CITUS_ITEMS_CREATE \
+    "SELECT * FROM public.threads_items_create($1, $2, $3)"
+#define NGX_HTTP_THREADS_SQL_CITUS_ITEM_DELETE \
+    "SELECT * FROM public.threads_item_delete($1, $2, $3)"
+#define NGX_HTTP_THREADS_SQL_CITUS_THREAD_CONVERT \
+    "SELECT * FROM public.threads_thread_convert($1, $2, $3)"
+#define NGX_HTTP_THREADS_SQL_CITUS_CONV_CREATE_KEYED \
+    "SELECT * FROM public.threads_conv_create_keyed($1, $2, $3, $4, $5," \
+    " $6, $7)"
+#define NGX_HTTP_THREADS_SQL_CITUS_ITEMS_CREATE_KEYED \
+    "SELECT * FROM public.threads_items_create_keyed($1, $2, $3, $4, $5," \
+    " $6)"
+
 #endif /* NGX_HTTP_THREADS_SQL_H_INCLUDED_ */

@@ -6,8 +6,10 @@
 -- Every table is distributed by owner and colocated with threads, so an
 -- owner's threads, messages, tombstones, keys, conversations and metadata
 -- pairs are on one shard group; threads_schema, which every connection
--- reads, is a reference table (a copy on every node).  Written against Citus 13.2.2
--- on PostgreSQL 15 (see README).
+-- reads, is a reference table (a copy on every node).  The writes go
+-- through the functions of scripts/schema.sql (version 7) with
+-- threads_pg_citus on.  Tried with Citus 13.2.2 on PostgreSQL 15.20
+-- (see README).
 
 SET client_min_messages = warning;
 SET search_path = public;
@@ -42,3 +44,4 @@ BEGIN
     END LOOP;
 END
 $$;
+

@@ -13,6 +13,10 @@ BEGIN;
 -- the module names every object public.X: so do we, whatever the role's
 -- search_path says
 SET LOCAL search_path = public;
+-- on Citus, DDL on functions after writes to distributed tables in one
+-- transaction wants one connection per node (a plain placeholder setting
+-- elsewhere)
+SET LOCAL citus.multi_shard_modify_mode = 'sequential';
 
 SELECT pg_advisory_xact_lock(7242315);
 
@@ -252,6 +256,643 @@ CREATE INDEX IF NOT EXISTS thread_metadata_seq
     ON thread_metadata (owner, seq);
 CREATE INDEX IF NOT EXISTS conversation_metadata_seq
     ON conversation_metadata (owner, seq);
+-- Version 7 also: the writes, one function each, for Citus
+-- (threads_pg_citus on makes the module call them; otherwise nothing
+-- does).  The module's own statements are data-modifying CTEs: Citus
+-- splits those, pulls each part's result through the coordinator and
+-- sends it to every worker, so that each write was a two-phase commit
+-- across all of them.  Here each write is a few plain statements, every
+-- one filtered by owner: each is a router query to the owner's shard
+-- group, all on one worker, so that the transaction commits there in one
+-- phase.  The functions run on the coordinator (they are not distributed
+-- functions, which would run on the worker and draw seq from its range):
+-- seq comes from the coordinator's identity sequences, so that creation
+-- order stays exact when shards move.  Each returns what the module's
+-- statement of the same name returns, byte for byte.  A statement that
+-- writes may call only immutable functions on a row's columns (Citus), so
+-- pairs are compared with ->> and jsonb_typeof, not jsonb_build_object.
+
+-- an object's metadata pairs, as the statements write them
+CREATE OR REPLACE FUNCTION public.threads_thread_pairs(p_owner text,
+    p_metadata jsonb, p_seq bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    e record;
+BEGIN
+    -- a row at a time: INSERT ... SELECT would go through the
+    -- coordinator as a multi-shard write, a two-phase commit
+    FOR e IN SELECT x.key, x.value #>> '{}' AS value
+             FROM jsonb_each(COALESCE(p_metadata, '{}')) x
+             WHERE jsonb_typeof(x.value) = 'string' LOOP
+        INSERT INTO public.thread_metadata (owner, key, value, seq)
+        VALUES (p_owner, e.key, e.value, p_seq)
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_pairs(p_owner text,
+    p_metadata jsonb, p_seq bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    e record;
+BEGIN
+    -- a row at a time: INSERT ... SELECT would go through the
+    -- coordinator as a multi-shard write, a two-phase commit
+    FOR e IN SELECT x.key, x.value #>> '{}' AS value
+             FROM jsonb_each(COALESCE(p_metadata, '{}')) x
+             WHERE jsonb_typeof(x.value) = 'string' LOOP
+        INSERT INTO public.conversation_metadata (owner, key, value, seq)
+        VALUES (p_owner, e.key, e.value, p_seq)
+        ON CONFLICT DO NOTHING;
+    END LOOP;
+END
+$$;
+
+-- A thread's first messages, an item list's items: a row at a time, in
+-- order (each a router INSERT; INSERT ... SELECT would go through the
+-- coordinator as a multi-shard write, a two-phase commit).
+CREATE OR REPLACE FUNCTION public.threads_messages_add(p_owner text,
+    p_thread text, p_messages jsonb, p_at bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    e jsonb;
+BEGIN
+    FOR e IN SELECT x.e FROM jsonb_array_elements(p_messages)
+             WITH ORDINALITY AS x(e, n) ORDER BY x.n LOOP
+        INSERT INTO public.messages (owner, thread_id, id, created_at, role,
+                                     content, attachments, metadata)
+        VALUES (p_owner, p_thread, e->>'id', p_at, e->>'role', e->'content',
+                e->'attachments', e->'metadata');
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_items_add(p_owner text,
+    p_conv text, p_items jsonb, p_at bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    e jsonb;
+BEGIN
+    FOR e IN SELECT x.e FROM jsonb_array_elements(p_items)
+             WITH ORDINALITY AS x(e, n) ORDER BY x.n LOOP
+        INSERT INTO public.conversation_items (owner, conversation_id, id,
+                                               created_at, item)
+        VALUES (p_owner, p_conv, e->>'id', p_at, e);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_json(m public.messages)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', m.id, 'object', 'thread.message',
+        'created_at', m.created_at, 'thread_id', m.thread_id,
+        'status', 'completed', 'incomplete_details', NULL,
+        'completed_at', m.created_at, 'incomplete_at', NULL,
+        'role', m.role, 'content', m.content,
+        'assistant_id', m.assistant_id, 'run_id', m.run_id,
+        'attachments', m.attachments, 'metadata', m.metadata)::text
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_thread_create(p_owner text,
+    p_id text, p_metadata jsonb, p_tool jsonb, p_messages jsonb)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    INSERT INTO public.threads (owner, id, created_at, metadata,
+                                tool_resources)
+    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, p_tool)
+    RETURNING seq, created_at INTO v_seq, v_at;
+    PERFORM public.threads_messages_add(p_owner, p_id, p_messages, v_at);
+    PERFORM public.threads_thread_pairs(p_owner, p_metadata, v_seq);
+    RETURN json_build_object('id', p_id, 'object', 'thread',
+        'created_at', v_at, 'metadata', p_metadata,
+        'tool_resources', p_tool)::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_thread_modify(p_owner text,
+    p_id text, p_metadata jsonb, p_tool jsonb)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    UPDATE public.threads SET metadata = COALESCE(p_metadata, metadata),
+        tool_resources = COALESCE(p_tool, tool_resources)
+    WHERE owner = p_owner AND id = p_id
+    RETURNING id, seq, created_at, metadata, tool_resources INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF p_metadata IS NOT NULL THEN
+        DELETE FROM public.thread_metadata k
+        WHERE k.owner = p_owner AND k.seq = r.seq
+          AND (p_metadata ->> k.key IS DISTINCT FROM k.value
+               OR jsonb_typeof(p_metadata -> k.key) <> 'string');
+        PERFORM public.threads_thread_pairs(p_owner, p_metadata, r.seq);
+    END IF;
+    RETURN NEXT json_build_object('id', r.id, 'object', 'thread',
+        'created_at', r.created_at, 'metadata', r.metadata,
+        'tool_resources', r.tool_resources)::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_thread_delete(p_owner text,
+    p_id text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    DELETE FROM public.threads WHERE owner = p_owner AND id = p_id
+    RETURNING id, seq, created_at, key_digest INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO public.thread_tombstones (owner, id, seq, created_at,
+                                          key_digest)
+    VALUES (p_owner, p_id, r.seq, r.created_at, r.key_digest)
+    ON CONFLICT DO NOTHING;
+    DELETE FROM public.thread_metadata k
+    WHERE k.owner = p_owner AND k.seq = r.seq;
+    RETURN NEXT json_build_object('id', r.id, 'object', 'thread.deleted',
+        'deleted', true)::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_create(p_owner text,
+    p_thread text, p_message jsonb, p_mid text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    m public.messages;
+BEGIN
+    PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread
+    FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO public.messages (owner, thread_id, id, created_at, role,
+                                 content, attachments, metadata)
+    VALUES (p_owner, p_thread, p_mid,
+            floor(extract(epoch FROM now()))::bigint, p_message->>'role',
+            p_message->'content', p_message->'attachments',
+            p_message->'metadata')
+    RETURNING * INTO m;
+    RETURN NEXT public.threads_message_json(m);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_modify(p_owner text,
+    p_thread text, p_mid text, p_metadata jsonb)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    m public.messages;
+BEGIN
+    PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE public.messages SET metadata = COALESCE(p_metadata, metadata)
+    WHERE owner = p_owner AND thread_id = p_thread AND id = p_mid
+    RETURNING * INTO m;
+    RETURN NEXT CASE WHEN FOUND THEN public.threads_message_json(m) END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_delete(p_owner text,
+    p_thread text, p_mid text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    DELETE FROM public.messages
+    WHERE owner = p_owner AND thread_id = p_thread AND id = p_mid
+    RETURNING id, seq, created_at, key_digest INTO r;
+    IF NOT FOUND THEN
+        RETURN NEXT NULL;
+        RETURN;
+    END IF;
+    INSERT INTO public.message_tombstones (owner, thread_id, id, seq,
+                                           created_at, key_digest)
+    VALUES (p_owner, p_thread, p_mid, r.seq, r.created_at, r.key_digest)
+    ON CONFLICT DO NOTHING;
+    RETURN NEXT json_build_object('id', r.id,
+        'object', 'thread.message.deleted', 'deleted', true)::text;
+END
+$$;
+
+-- A keyed create's answer: (body, state), as the module's keyed statements
+-- say (new, replay, reused, busy, missing).
+CREATE OR REPLACE FUNCTION public.threads_thread_create_keyed(p_owner text,
+    p_id text, p_metadata jsonb, p_tool jsonb, p_messages jsonb,
+    p_ids text[], p_digest text, p_lock bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.id, x.created_at, x.key_digest INTO k FROM public.threads x
+    WHERE x.owner = p_owner AND x.id = ANY (p_ids)
+      AND x.key_digest IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT y.id, y.created_at, y.key_digest INTO k
+        FROM public.thread_tombstones y
+        WHERE y.owner = p_owner AND y.id = ANY (p_ids)
+          AND y.key_digest IS NOT NULL LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        IF k.key_digest = decode(p_digest, 'hex') THEN
+            RETURN QUERY SELECT json_build_object('id', k.id,
+                'object', 'thread', 'created_at', k.created_at,
+                'metadata', p_metadata, 'tool_resources', p_tool)::text,
+                'replay'::text;
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+        END IF;
+        RETURN;
+    END IF;
+    INSERT INTO public.threads (owner, id, created_at, metadata,
+                                tool_resources, key_digest)
+    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, p_tool, decode(p_digest, 'hex'))
+    ON CONFLICT DO NOTHING
+    RETURNING seq, created_at INTO v_seq, v_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_messages_add(p_owner, p_id, p_messages, v_at);
+    PERFORM public.threads_thread_pairs(p_owner, p_metadata, v_seq);
+    RETURN QUERY SELECT json_build_object('id', p_id, 'object', 'thread',
+        'created_at', v_at, 'metadata', p_metadata,
+        'tool_resources', p_tool)::text, 'new'::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_create_keyed(p_owner text,
+    p_thread text, p_message jsonb, p_mid text, p_ids text[],
+    p_digest text, p_lock bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k    record;
+    v_at bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.id, x.created_at, x.key_digest INTO k FROM public.messages x
+    WHERE x.owner = p_owner AND x.thread_id = p_thread
+      AND x.id = ANY (p_ids) AND x.key_digest IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT y.id, y.created_at, y.key_digest INTO k
+        FROM public.message_tombstones y
+        WHERE y.owner = p_owner AND y.thread_id = p_thread
+          AND y.id = ANY (p_ids) AND y.key_digest IS NOT NULL LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        IF k.key_digest = decode(p_digest, 'hex') THEN
+            v_at := k.created_at;
+            p_mid := k.id;
+            state := 'replay';
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+            RETURN;
+        END IF;
+    ELSE
+        PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread
+        FOR KEY SHARE;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT NULL::text, 'missing'::text;
+            RETURN;
+        END IF;
+        INSERT INTO public.messages (owner, thread_id, id, created_at, role,
+                                     content, attachments, metadata,
+                                     key_digest)
+        VALUES (p_owner, p_thread, p_mid,
+                floor(extract(epoch FROM now()))::bigint,
+                p_message->>'role', p_message->'content',
+                p_message->'attachments', p_message->'metadata',
+                decode(p_digest, 'hex'))
+        ON CONFLICT DO NOTHING
+        RETURNING created_at INTO v_at;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT NULL::text, 'busy'::text;
+            RETURN;
+        END IF;
+        state := 'new';
+    END IF;
+    body := json_build_object('id', p_mid, 'object', 'thread.message',
+        'created_at', v_at, 'thread_id', p_thread,
+        'status', 'completed', 'incomplete_details', NULL,
+        'completed_at', v_at, 'incomplete_at', NULL,
+        'role', p_message->>'role', 'content', p_message->'content',
+        'assistant_id', NULL::text, 'run_id', NULL::text,
+        'attachments', p_message->'attachments',
+        'metadata', p_message->'metadata')::text;
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_create(p_owner text,
+    p_id text, p_metadata jsonb, p_items jsonb)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    INSERT INTO public.conversations (owner, id, created_at, metadata)
+    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata)
+    RETURNING seq, created_at INTO v_seq, v_at;
+    PERFORM public.threads_items_add(p_owner, p_id, p_items, v_at);
+    PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
+    RETURN json_build_object('id', p_id, 'object', 'conversation',
+        'created_at', v_at, 'metadata', p_metadata)::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_create_keyed(p_owner text,
+    p_id text, p_metadata jsonb, p_items jsonb, p_ids text[],
+    p_digest text, p_lock bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.id, x.created_at, x.key_digest INTO k
+    FROM public.conversations x
+    WHERE x.owner = p_owner AND x.id = ANY (p_ids)
+      AND x.key_digest IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT y.id, y.created_at, y.key_digest INTO k
+        FROM public.conversation_tombstones y
+        WHERE y.owner = p_owner AND y.id = ANY (p_ids)
+          AND y.key_digest IS NOT NULL LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        IF k.key_digest = decode(p_digest, 'hex') THEN
+            RETURN QUERY SELECT json_build_object('id', k.id,
+                'object', 'conversation', 'created_at', k.created_at,
+                'metadata', p_metadata)::text, 'replay'::text;
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+        END IF;
+        RETURN;
+    END IF;
+    INSERT INTO public.conversations (owner, id, created_at, metadata,
+                                      key_digest)
+    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, decode(p_digest, 'hex'))
+    ON CONFLICT DO NOTHING
+    RETURNING seq, created_at INTO v_seq, v_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_items_add(p_owner, p_id, p_items, v_at);
+    PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
+    RETURN QUERY SELECT json_build_object('id', p_id,
+        'object', 'conversation', 'created_at', v_at,
+        'metadata', p_metadata)::text, 'new'::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_modify(p_owner text,
+    p_id text, p_metadata jsonb)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    UPDATE public.conversations SET metadata = p_metadata
+    WHERE owner = p_owner AND id = p_id
+    RETURNING id, seq, created_at, metadata INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    DELETE FROM public.conversation_metadata k
+    WHERE k.owner = p_owner AND k.seq = r.seq
+      AND (p_metadata ->> k.key IS DISTINCT FROM k.value
+           OR jsonb_typeof(p_metadata -> k.key) <> 'string');
+    PERFORM public.threads_conv_pairs(p_owner, p_metadata, r.seq);
+    RETURN NEXT json_build_object('id', r.id, 'object', 'conversation',
+        'created_at', r.created_at, 'metadata', r.metadata)::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_delete(p_owner text,
+    p_id text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    DELETE FROM public.conversations WHERE owner = p_owner AND id = p_id
+    RETURNING id, seq, created_at, key_digest INTO r;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO public.conversation_tombstones (owner, id, seq, created_at,
+                                                key_digest)
+    VALUES (p_owner, p_id, r.seq, r.created_at, r.key_digest)
+    ON CONFLICT DO NOTHING;
+    DELETE FROM public.conversation_metadata k
+    WHERE k.owner = p_owner AND k.seq = r.seq;
+    RETURN NEXT json_build_object('id', r.id,
+        'object', 'conversation.deleted', 'deleted', true)::text;
+END
+$$;
+
+-- the list of a conversation's items named in p_ids, in creation order
+CREATE OR REPLACE FUNCTION public.threads_items_list_of(p_owner text,
+    p_conv text, p_ids text[])
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('object', 'list',
+        'data', COALESCE(json_agg(i.item ORDER BY i.seq), '[]'::json),
+        'first_id', (array_agg(i.id ORDER BY i.seq ASC))[1],
+        'last_id', (array_agg(i.id ORDER BY i.seq DESC))[1],
+        'has_more', false)::text
+    FROM public.conversation_items i
+    WHERE i.owner = p_owner AND i.conversation_id = p_conv
+      AND i.id = ANY (p_ids)
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_items_create(p_owner text,
+    p_conv text, p_items jsonb)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM public.conversations WHERE owner = p_owner AND id = p_conv
+    FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    PERFORM public.threads_items_add(p_owner, p_conv, p_items,
+        floor(extract(epoch FROM now()))::bigint);
+    RETURN NEXT public.threads_items_list_of(p_owner, p_conv,
+        ARRAY(SELECT e->>'id' FROM jsonb_array_elements(p_items) e));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_items_create_keyed(p_owner text,
+    p_conv text, p_items jsonb, p_key text, p_digest text, p_ttl bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k      record;
+    v_body text;
+    v_old  text[];
+    -- a constant to Citus: ON CONFLICT's WHERE takes no stable function
+    v_now  timestamptz := now();
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext(p_owner), hashtext(p_key)) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.digest, x.body INTO k FROM public.idempotency_keys x
+    WHERE x.owner = p_owner AND x.key = p_key AND x.expires_at > v_now;
+    IF FOUND THEN
+        IF k.digest = p_digest THEN
+            RETURN QUERY SELECT k.body, 'replay'::text;
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+        END IF;
+        RETURN;
+    END IF;
+    PERFORM 1 FROM public.conversations WHERE owner = p_owner AND id = p_conv
+    FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'missing'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_items_add(p_owner, p_conv, p_items,
+        floor(extract(epoch FROM v_now))::bigint);
+    v_body := public.threads_items_list_of(p_owner, p_conv,
+        ARRAY(SELECT e->>'id' FROM jsonb_array_elements(p_items) e));
+    INSERT INTO public.idempotency_keys AS x (owner, key, digest, body,
+                                              created_at, expires_at)
+    VALUES (p_owner, p_key, p_digest, v_body, v_now,
+            v_now + p_ttl * interval '1 second')
+    ON CONFLICT (owner, key) DO UPDATE SET digest = excluded.digest,
+        body = excluded.body, created_at = excluded.created_at,
+        expires_at = excluded.expires_at
+    WHERE x.expires_at <= v_now;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    -- one keyed add in 8 prunes up to 32 expired keys of its owner
+    IF hashtext(p_key) & 7 = 0 THEN
+        SELECT array_agg(o.key) INTO v_old FROM (
+            SELECT x.key FROM public.idempotency_keys x
+            WHERE x.owner = p_owner AND x.expires_at < v_now
+              AND x.key <> p_key
+            ORDER BY x.expires_at LIMIT 32 FOR UPDATE SKIP LOCKED) o;
+        IF v_old IS NOT NULL THEN
+            DELETE FROM public.idempotency_keys
+            WHERE owner = p_owner AND key = ANY (v_old)
+              AND expires_at < v_now;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT v_body, 'new'::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_item_delete(p_owner text,
+    p_conv text, p_item text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    c     record;
+    v_seq bigint;
+BEGIN
+    SELECT id, created_at, metadata INTO c FROM public.conversations
+    WHERE owner = p_owner AND id = p_conv;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    DELETE FROM public.conversation_items
+    WHERE owner = p_owner AND conversation_id = p_conv AND id = p_item
+    RETURNING seq INTO v_seq;
+    IF NOT FOUND THEN
+        RETURN NEXT NULL;
+        RETURN;
+    END IF;
+    INSERT INTO public.conversation_item_tombstones (owner, conversation_id,
+                                                     id, seq)
+    VALUES (p_owner, p_conv, p_item, v_seq)
+    ON CONFLICT DO NOTHING;
+    RETURN NEXT json_build_object('id', c.id, 'object', 'conversation',
+        'created_at', c.created_at, 'metadata', c.metadata)::text;
+END
+$$;
+
+-- a thread's messages as a conversation's items (see
+-- NGX_HTTP_THREADS_SQL_THREAD_CONVERT for the mapping)
+CREATE OR REPLACE FUNCTION public.threads_thread_convert(p_owner text,
+    p_thread text, p_cid text)
+RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+    t     record;
+    r     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    SELECT id, metadata INTO t FROM public.threads
+    WHERE owner = p_owner AND id = p_thread FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO public.conversations (owner, id, created_at, metadata)
+    VALUES (p_owner, p_cid, floor(extract(epoch FROM now()))::bigint,
+            t.metadata)
+    RETURNING seq, created_at INTO v_seq, v_at;
+    PERFORM public.threads_conv_pairs(p_owner, t.metadata, v_seq);
+    FOR r IN SELECT m.id, m.created_at,
+        jsonb_build_object('id', m.id, 'type', 'message',
+            'status', 'completed', 'role', m.role, 'content',
+            (SELECT COALESCE(jsonb_agg(CASE p->>'type'
+                WHEN 'text' THEN CASE WHEN m.role = 'assistant' THEN
+                    jsonb_build_object('type', 'output_text',
+                        'text', p->'text'->'value',
+                        'annotations', '[]'::jsonb, 'logprobs', '[]'::jsonb)
+                    ELSE jsonb_build_object('type', 'input_text',
+                        'text', p->'text'->'value') END
+                WHEN 'image_file' THEN jsonb_build_object(
+                    'type', 'input_image', 'image_url', NULL,
+                    'file_id', p->'image_file'->'file_id',
+                    'detail', COALESCE(p->'image_file'->'detail', '"auto"'))
+                ELSE jsonb_build_object('type', 'input_image',
+                    'image_url', p->'image_url'->'url', 'file_id', NULL,
+                    'detail', COALESCE(p->'image_url'->'detail', '"auto"'))
+                END ORDER BY k), '[]'::jsonb)
+             FROM jsonb_array_elements(m.content) WITH ORDINALITY AS q(p, k)))
+        AS item
+    FROM public.messages m
+    WHERE m.owner = p_owner AND m.thread_id = p_thread
+    ORDER BY m.seq LOOP
+        -- a row at a time, as threads_messages_add
+        INSERT INTO public.conversation_items (owner, conversation_id, id,
+                                               created_at, item)
+        VALUES (p_owner, p_cid, r.id, r.created_at, r.item);
+    END LOOP;
+    RETURN NEXT json_build_object('id', p_cid, 'object', 'conversation',
+        'created_at', v_at, 'metadata', t.metadata)::text;
+END
+$$;
+
 INSERT INTO threads_schema (version) VALUES (7) ON CONFLICT DO NOTHING;
 
 

@@ -14,6 +14,8 @@ our $CONF = <<'CONF';
         default                       "";
     }
 CONF
+# scripts/test-citus: the writes through the functions
+$CONF .= "    threads_pg_citus on;\n" if $ENV{TEST_NGINX_PG_CITUS};
 
 run_tests();
 

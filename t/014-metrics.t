@@ -242,7 +242,7 @@ $scenarios{saturation} = sub {
             + $m->{threads_pg_queue_waiting} == 3
             && $m->{'threads_pg_connections{state="connecting"}'} == 0;
     }, 5 * slow_factor()), 'the three modifies are busy or waiting')
-        or diag(explain($m));
+        or diag(Test::More::explain($m));
     my $busy = $m->{'threads_pg_connections{state="busy"}'};
     my $waiting = $m->{threads_pg_queue_waiting};
     ok($busy >= 1 && $busy <= 2, "one busy connection per worker ($busy)");

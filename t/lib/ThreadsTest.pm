@@ -34,6 +34,9 @@ our $HTTP_CONFIG = <<'CONF';
     client_body_buffer_size 1m;
 CONF
 
+# scripts/test-citus: the writes through scripts/citus.sql's functions
+$HTTP_CONFIG .= "    threads_pg_citus on;\n" if $ENV{TEST_NGINX_PG_CITUS};
+
 our $API_CONFIG = <<'CONF';
     threads_json_errors on;
     location /v1/ {
@@ -243,8 +246,11 @@ sub lock_row_in_background {
     my $flag = "/tmp/threads-lock-$$-" . int(rand(1e9));
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my $sql = "BEGIN; SELECT 1 FROM threads WHERE id = " . quote($id)
-            . " FOR UPDATE; \\o $flag\nSELECT 1;\n\\o\nSELECT pg_sleep($seconds); COMMIT;";
+        # by owner too: Citus takes FOR UPDATE on one shard only
+        my $sql = "SELECT owner AS o FROM threads WHERE id = " . quote($id)
+            . " \\gset\nBEGIN; SELECT 1 FROM threads WHERE owner = :'o'"
+            . " AND id = " . quote($id) . " FOR UPDATE; \\o $flag\n"
+            . "SELECT 1;\n\\o\nSELECT pg_sleep($seconds); COMMIT;";
         open my $p, '|-', 'psql', '-X', '-q', '-d', conninfo()
             or POSIX::_exit(1);
         print $p $sql, "\n";
@@ -308,6 +314,12 @@ sub slow_factor { $ENV{TEST_NGINX_USE_VALGRIND} ? 10 : 1 }
 
 # How many module sessions wait on a lock right now.
 sub module_waiting_on_lock {
+    # on Citus the wait is on a worker, in a backend of the same global pid
+    return psql("SELECT count(*) FROM citus_stat_activity w"
+        . " WHERE w.wait_event_type = 'Lock' AND w.global_pid IN"
+        . " (SELECT global_pid FROM citus_stat_activity"
+        . "  WHERE application_name = 'ngx_http_threads_module')")
+        if $ENV{TEST_NGINX_PG_CITUS};
     return psql("SELECT count(*) FROM pg_stat_activity "
         . "WHERE application_name = 'ngx_http_threads_module' "
         . "AND wait_event_type = 'Lock'");
