@@ -1293,7 +1293,9 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
                       "threads: the database schema is missing or older "
                       "than version %d (SQLSTATE %s in \"%s\"): apply "
                       "scripts/schema.sql, which upgrades any older "
-                      "version: %s", NGX_HTTP_THREADS_PG_SCHEMA, sqlstate,
+                      "version: %s", pool->conf->citus
+                                     ? NGX_HTTP_THREADS_PG_SCHEMA_CITUS
+                                     : NGX_HTTP_THREADS_PG_SCHEMA, sqlstate,
                       name, PQresultErrorMessage(res));
         slot->unavailable = 1;
         break;

@@ -252,6 +252,8 @@ INSERT INTO threads_schema (version) VALUES (6) ON CONFLICT DO NOTHING;
 --     ON thread_metadata (owner, seq);
 --   CREATE INDEX CONCURRENTLY conversation_metadata_seq
 --     ON conversation_metadata (owner, seq);
+-- (one that failed is left INVALID, and IF NOT EXISTS would keep it: drop
+-- it and build it again until pg_index.indisvalid says true).
 CREATE INDEX IF NOT EXISTS thread_metadata_seq
     ON thread_metadata (owner, seq);
 CREATE INDEX IF NOT EXISTS conversation_metadata_seq

@@ -304,9 +304,7 @@ $scenario{race} = sub {
 $scenario{plan} = sub {
     # on Citus the coordinator's plan is one task: the shards' plans are on
     # the workers
-    return pass('plans are read on plain PostgreSQL only')
-        if $ENV{TEST_NGINX_PG_CITUS} && psql("SELECT count(*) FROM"
-            . " pg_extension WHERE extname = 'citus'");
+    return pass('plans are read on plain PostgreSQL only') if on_citus();
     my $o = 'plan-owner';
     psql("INSERT INTO threads (owner, id, created_at, metadata)"
         . " SELECT '$o', 'thread_pl' || lpad(g::text, 22, '0'), 1764200000,"

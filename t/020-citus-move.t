@@ -6,7 +6,7 @@ use lib 't/lib';
 use Test::Nginx::Socket;
 use ThreadsTest;
 
-if (!$ENV{TEST_NGINX_PG_CITUS}) {
+if (!ThreadsTest::on_citus()) {
     plan skip_all => 'Citus only: scripts/test-citus runs it';
 } else {
     plan 'no_plan';

@@ -18,7 +18,7 @@ use POSIX ();
 our @EXPORT = qw(psql owner_of seed_thread seed_message api pg_ctl
     lock_row_in_background nginx_pids fd_count module_backends json
     random_thread_id wait_for json_matches raw_request slow_factor
-    run_scenarios
+    run_scenarios on_citus
     module_waiting_on_lock use_api_defaults $HTTP_CONFIG
     $API_CONFIG);
 
@@ -313,13 +313,23 @@ sub raw_request {
 sub slow_factor { $ENV{TEST_NGINX_USE_VALGRIND} ? 10 : 1 }
 
 # How many module sessions wait on a lock right now.
+# True when the suite runs on Citus (scripts/test-citus): the variable
+# alone only turns the directive on, which CI also does on plain PostgreSQL.
+my $ON_CITUS;
+sub on_citus {
+    return 0 unless $ENV{TEST_NGINX_PG_CITUS};
+    $ON_CITUS //= psql("SELECT count(*) FROM pg_extension"
+        . " WHERE extname = 'citus'") ? 1 : 0;
+    return $ON_CITUS;
+}
+
 sub module_waiting_on_lock {
     # on Citus the wait is on a worker, in a backend of the same global pid
     return psql("SELECT count(*) FROM citus_stat_activity w"
         . " WHERE w.wait_event_type = 'Lock' AND w.global_pid IN"
         . " (SELECT global_pid FROM citus_stat_activity"
         . "  WHERE application_name = 'ngx_http_threads_module')")
-        if $ENV{TEST_NGINX_PG_CITUS};
+        if on_citus();
     return psql("SELECT count(*) FROM pg_stat_activity "
         . "WHERE application_name = 'ngx_http_threads_module' "
         . "AND wait_event_type = 'Lock'");
