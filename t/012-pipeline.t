@@ -16,12 +16,12 @@ psql("ALTER TABLE messages ADD CONSTRAINT test_no_boom "
     . "CHECK (content::text NOT LIKE '%BOOM%') NOT VALID");
 END { eval { psql("ALTER TABLE messages DROP CONSTRAINT IF EXISTS test_no_boom") } }
 
-# Sends every request at once on its own connection, then reads them all.
-sub burst {
-    my @socks = map { raw_request(@$_) } @_;
+# Reads the response on each socket (sent already): [code, body], the body
+# decoded when it is JSON.
+sub read_all {
     my @out;
     local $/;
-    for my $s (@socks) {
+    for my $s (@_) {
         my $resp = <$s> // '';
         close $s;
         my ($code) = $resp =~ m{^HTTP/1\.1 (\d+)};
@@ -31,20 +31,10 @@ sub burst {
     return @out;
 }
 
-our $TWO = $ThreadsTest::HTTP_CONFIG . "    threads_pg_pool_size 2;\n    threads_pg_pipeline 16;\n";
+# Sends every request at once on its own connection, then reads them all.
+sub burst { read_all(map { raw_request(@$_) } @_) }
 
-# Reads every response of a burst's sockets, sent already.
-sub read_all {
-    my @out;
-    local $/;
-    for my $s (@_) {
-        my $resp = <$s> // '';
-        close $s;
-        my ($code) = $resp =~ m{^HTTP/1\.1 (\d+)};
-        push @out, $code // 0;
-    }
-    return @out;
-}
+our $TWO = $ThreadsTest::HTTP_CONFIG . "    threads_pg_pool_size 2;\n    threads_pg_pipeline 16;\n";
 
 sub burst_scenario {
     my @threads = map { seed_thread(key => 'k1', metadata => qq({"n":"$_"})) } 1 .. 10;
@@ -86,7 +76,7 @@ sub reads_scenario {
         'a modify waits on the lock');
     my ($st) = api('GET', "/v1/threads/$reads[0]", undef, 'k1');
     is($st, 200, 'a retrieve meanwhile, on a second connection');
-    is((read_all($m0))[0], 200, 'the modify, once the lock goes');
+    is((read_all($m0))[0][0], 200, 'the modify, once the lock goes');
     waitpid $locker, 0;
     is(module_backends(), 2, 'two database sessions');
 
@@ -96,14 +86,14 @@ sub reads_scenario {
     ok(wait_for(sub { module_waiting_on_lock() >= 1 }, 5),
         'a modify waits on the lock again');
     my $t0 = time;
-    my @codes = read_all(map { raw_request('GET', "/v1/threads/$_", undef,
-        'k1') } @reads);
+    my @codes = map { $_->[0] }
+        burst(map { [ 'GET', "/v1/threads/$_", undef, 'k1' ] } @reads);
     my $took = time - $t0;
     is_deeply(\@codes, [ (200) x 6 ], 'six retrieves answered');
     cmp_ok($took, '<', 1.5, sprintf 'none waited behind the modify (%.2f s'
         . ' for all six; the lock holds 3 s)', $took);
     cmp_ok(module_waiting_on_lock(), '>=', 1, 'the modify still waits');
-    is((read_all($m1))[0], 200, 'and is answered after the lock');
+    is((read_all($m1))[0][0], 200, 'and is answered after the lock');
     waitpid $locker, 0;
 }
 
