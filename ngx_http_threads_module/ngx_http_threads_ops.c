@@ -62,7 +62,11 @@ enum {
 
     /* listings filtered by a metadata pair */
     NGX_HTTP_THREADS_STMT_THREAD_FILTER,    /* 4 variants */
-    NGX_HTTP_THREADS_STMT_CONV_FILTER = NGX_HTTP_THREADS_STMT_THREAD_FILTER + 4
+    NGX_HTTP_THREADS_STMT_CONV_FILTER = NGX_HTTP_THREADS_STMT_THREAD_FILTER + 4,
+
+    /* a fresh key's create; no row: THREAD_CREATE_KEYED tells what then */
+    NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED_NEW =
+        NGX_HTTP_THREADS_STMT_CONV_FILTER + 4
 };
 
 
@@ -150,6 +154,9 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
     { "threads_conv_filter_af", NGX_HTTP_THREADS_SQL_CONV_FILTER_AF, 7, 1, 0 },
     { "threads_conv_filter_db", NGX_HTTP_THREADS_SQL_CONV_FILTER_DB, 7, 1, 0 },
     { "threads_conv_filter_ab", NGX_HTTP_THREADS_SQL_CONV_FILTER_AB, 7, 1, 0 },
+
+    { "threads_thread_create_keyed_new",
+      NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED_NEW, 8, 1, 1 },
 };
 
 
@@ -171,6 +178,9 @@ static const struct {
     { NGX_HTTP_THREADS_STMT_MESSAGE_DELETE,
       NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_DELETE },
     { NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED,
+      NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE_KEYED },
+    /* the function answers every case in one row: never a second statement */
+    { NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED_NEW,
       NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE_KEYED },
     { NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED,
       NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_CREATE_KEYED },
@@ -198,6 +208,8 @@ static int ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
 static void ngx_http_threads_op_cleanup(void *data);
 static void ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
     ngx_http_threads_pg_status_e status, PGresult *res);
+static ngx_uint_t ngx_http_threads_op_key_seen(ngx_http_threads_op_t *op,
+    PGresult *res);
 static ngx_int_t ngx_http_threads_op_result(ngx_http_request_t *r,
     ngx_http_threads_op_t *op, ngx_http_threads_pg_status_e status,
     PGresult *res);
@@ -711,7 +723,7 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
 
         if (op->idem_key.len) {
             ngx_http_threads_op_key_ids(op, op->new_id, "thread_");
-            op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED;
+            op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED_NEW;
             ngx_http_threads_op_param(op, 5, (char *) op->idem_idlist);
             ngx_http_threads_op_param(op, 6, (char *) op->idem_digest);
             ngx_http_threads_op_param(op, 7, (char *) op->idem_lock);
@@ -842,6 +854,17 @@ ngx_http_threads_op_direct(ngx_http_threads_op_t *op, size_t len,
     op->direct_status = ngx_http_threads_pg_direct(
                             &ngx_http_threads_stmts[op->stmt], op->values,
                             op->lengths, log, &op->direct_res);
+
+    if (op->direct_status == NGX_HTTP_THREADS_PG_OK
+        && ngx_http_threads_op_key_seen(op, op->direct_res))
+    {
+        PQclear(op->direct_res);
+        op->direct_res = NULL;
+        op->direct_status = ngx_http_threads_pg_direct(
+                                &ngx_http_threads_stmts[op->stmt], op->values,
+                                op->lengths, log, &op->direct_res);
+    }
+
     op->direct = 1;
 }
 
@@ -909,6 +932,26 @@ ngx_http_threads_op_run(ngx_http_threads_op_t *op)
 }
 
 
+/*
+ * 1 when a fresh key's create stored nothing (no row): the key was used
+ * before, or is held right now.  op->stmt is then the statement that tells
+ * which, to be sent next.
+ */
+static ngx_uint_t
+ngx_http_threads_op_key_seen(ngx_http_threads_op_t *op, PGresult *res)
+{
+    if (op->stmt != NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED_NEW
+        || PQntuples(res) != 0)
+    {
+        return 0;
+    }
+
+    op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED;
+
+    return 1;
+}
+
+
 /* From an event of the pool: the statement's answer is in. */
 static void
 ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
@@ -926,6 +969,20 @@ ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "threads: op %d answered, status %d", (int) op->kind,
                    (int) status);
+
+    if (status == NGX_HTTP_THREADS_PG_OK
+        && ngx_http_threads_op_key_seen(op, res))
+    {
+        /* the same query, its statement changed: the handler runs again */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                       "threads: idempotency key seen before, asking how");
+        PQclear(res);
+        q->stmt = &ngx_http_threads_stmts[op->stmt];
+        q->stmt_index = op->stmt;
+        q->retried = 0;
+        ngx_http_threads_pg_run(q);
+        return;
+    }
 
     ngx_http_finalize_request(r, ngx_http_threads_op_result(r, op, status,
                                                              res));

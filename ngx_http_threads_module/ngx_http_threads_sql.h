@@ -741,6 +741,50 @@
     " FROM l LEFT JOIN k ON true LEFT JOIN t ON true) s"
 
 /*
+ * The keyed create of a key not seen before, the common case, costs
+ * little more than a plain create: the thread goes in only if this
+ * statement holds the key's lock and none of the key's ids is a thread or
+ * a tombstone, and the row is (body, 'new'), or there is no row.  No row:
+ * the key was seen, or is held, or committed after this snapshot, and the
+ * module sends THREAD_CREATE_KEYED, which tells replay, reused and busy
+ * apart: a second round trip for retries only.  Its parameters.  The
+ * three ids are named one by one: PostgreSQL then plans the generic plan
+ * as cheap as a custom one and keeps it (for "= ANY ($6)" it guessed
+ * another length, and some sessions planned every statement anew).
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED_NEW \
+    "WITH t AS (" \
+    " INSERT INTO public.threads (owner, id, created_at, metadata," \
+    "  tool_resources, key_digest)" \
+    " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
+    " WHERE pg_try_advisory_xact_lock($8::bigint)" \
+    "  AND NOT EXISTS (SELECT 1 FROM public.threads x" \
+    "   WHERE x.owner = $1 AND x.id IN (($6::text[])[1], ($6::text[])[2]," \
+    "    ($6::text[])[3])" \
+    "    AND x.key_digest IS NOT NULL)" \
+    "  AND NOT EXISTS (SELECT 1 FROM public.thread_tombstones y" \
+    "   WHERE y.owner = $1 AND y.id IN (($6::text[])[1], ($6::text[])[2]," \
+    "    ($6::text[])[3])" \
+    "    AND y.key_digest IS NOT NULL)" \
+    " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
+    "m AS (" \
+    " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata)" \
+    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
+    "  e->'attachments', e->'metadata'" \
+    " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n), " \
+    "p AS (" \
+    " INSERT INTO public.thread_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', t.seq" \
+    " FROM t, jsonb_each($3::jsonb) e" \
+    " WHERE jsonb_typeof(e.value) = 'string') " \
+    "SELECT json_build_object('id', $2::text, 'object', 'thread'," \
+    " 'created_at', t.created_at, 'metadata', $3::jsonb," \
+    " 'tool_resources', $4::jsonb)::text, 'new' FROM t"
+
+/*
  * $1 owner, $2 thread, $3 message object, $4 message id, $5 the key's ids,
  * $6 digest, $7 the key's lock.
  */

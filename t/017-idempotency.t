@@ -565,6 +565,28 @@ $scenario{'sdk'} = sub {
     }
 };
 
+# A fresh key's create is one statement; only a key seen before (or held)
+# takes a second one, which tells replay, reused and busy apart.
+$scenario{'fresh-key'} = sub {
+    my $k = "idem-fresh-$$";
+    my $r = create($k, "fresh-" . time, '{"metadata":{"f":"1"}}');
+    is($r->{status}, 200, 'a fresh key creates');
+    is(threads_of($k), 1, 'one thread');
+};
+
+$scenario{'seen-key'} = sub {
+    my $k = "idem-seen-$$";
+    my $idem = "seen-" . time;
+    my $r1 = create($k, $idem, '{"metadata":{"s":"1"}}');
+    my $r2 = create($k, $idem, '{"metadata":{"s":"1"}}');
+    is($r2->{status}, 200, 'the replay is a 200');
+    is($r2->{headers}{'idempotent-replayed'}, 'true', 'marked replayed');
+    is($r2->{body}, $r1->{body}, 'byte for byte');
+    my $r3 = create($k, $idem, '{"metadata":{"s":"2"}}');
+    is($r3->{status}, 422, 'another body: 422');
+    is(threads_of($k), 1, 'one thread');
+};
+
 run_scenarios(\%scenario);
 
 run_tests();
@@ -710,3 +732,36 @@ Authorization: Bearer k1
 --- no_error_log
 [error]
 [alert]
+
+
+=== TEST 11: a fresh key's create is one statement
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: fresh-key
+--- error_code: 404
+--- timeout: 30
+--- error_log
+threads: idempotency key: new
+--- no_error_log
+idempotency key seen before
+[error]
+[alert]
+
+=== TEST 12: a key seen before is asked about in a second statement
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: seen-key
+--- error_code: 404
+--- timeout: 30
+--- error_log eval
+# threads_pg_citus on: the keyed create's function answers in one row
+[($ENV{TEST_NGINX_PG_CITUS} ? ()
+  : ('threads: idempotency key seen before, asking how')),
+ 'threads: idempotency key: replay', 'threads: idempotency key: reused']
+--- no_error_log eval
+['[error]', '[alert]',
+ ($ENV{TEST_NGINX_PG_CITUS} ? ('idempotency key seen before') : ())]
