@@ -279,17 +279,25 @@ CREATE OR REPLACE FUNCTION public.threads_thread_pairs(p_owner text,
     p_metadata jsonb, p_seq bigint)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    e record;
+    k text[];
+    v text[];
+    tuples text;
 BEGIN
-    -- a row at a time: INSERT ... SELECT would go through the
-    -- coordinator as a multi-shard write, a two-phase commit
-    FOR e IN SELECT x.key, x.value #>> '{}' AS value
-             FROM jsonb_each(COALESCE(p_metadata, '{}')) x
-             WHERE jsonb_typeof(x.value) = 'string' LOOP
-        INSERT INTO public.thread_metadata (owner, key, value, seq)
-        VALUES (p_owner, e.key, e.value, p_seq)
-        ON CONFLICT DO NOTHING;
-    END LOOP;
+    SELECT array_agg(x.key), array_agg(x.value #>> '{}') INTO k, v
+    FROM jsonb_each(COALESCE(p_metadata, '{}')) x
+    WHERE jsonb_typeof(x.value) = 'string';
+    IF k IS NULL THEN
+        RETURN;
+    END IF;
+    -- Every pair in one INSERT ... VALUES: one router statement, one round
+    -- trip to the owner's worker (INSERT ... SELECT would go through the
+    -- coordinator as a multi-shard write, a two-phase commit).  The text
+    -- holds only placeholders and subscripts ($2[1], ...; at most 16
+    -- pairs): the values are parameters.
+    SELECT string_agg(format('($1, $2[%s], $3[%s], $4)', i, i), ', ')
+    INTO tuples FROM generate_series(1, cardinality(k)) i;
+    EXECUTE 'INSERT INTO public.thread_metadata (owner, key, value, seq) VALUES '
+        || tuples || ' ON CONFLICT DO NOTHING' USING p_owner, k, v, p_seq;
 END
 $$;
 
@@ -297,17 +305,25 @@ CREATE OR REPLACE FUNCTION public.threads_conv_pairs(p_owner text,
     p_metadata jsonb, p_seq bigint)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    e record;
+    k text[];
+    v text[];
+    tuples text;
 BEGIN
-    -- a row at a time: INSERT ... SELECT would go through the
-    -- coordinator as a multi-shard write, a two-phase commit
-    FOR e IN SELECT x.key, x.value #>> '{}' AS value
-             FROM jsonb_each(COALESCE(p_metadata, '{}')) x
-             WHERE jsonb_typeof(x.value) = 'string' LOOP
-        INSERT INTO public.conversation_metadata (owner, key, value, seq)
-        VALUES (p_owner, e.key, e.value, p_seq)
-        ON CONFLICT DO NOTHING;
-    END LOOP;
+    SELECT array_agg(x.key), array_agg(x.value #>> '{}') INTO k, v
+    FROM jsonb_each(COALESCE(p_metadata, '{}')) x
+    WHERE jsonb_typeof(x.value) = 'string';
+    IF k IS NULL THEN
+        RETURN;
+    END IF;
+    -- Every pair in one INSERT ... VALUES: one router statement, one round
+    -- trip to the owner's worker (INSERT ... SELECT would go through the
+    -- coordinator as a multi-shard write, a two-phase commit).  The text
+    -- holds only placeholders and subscripts ($2[1], ...; at most 16
+    -- pairs): the values are parameters.
+    SELECT string_agg(format('($1, $2[%s], $3[%s], $4)', i, i), ', ')
+    INTO tuples FROM generate_series(1, cardinality(k)) i;
+    EXECUTE 'INSERT INTO public.conversation_metadata (owner, key, value, seq) VALUES '
+        || tuples || ' ON CONFLICT DO NOTHING' USING p_owner, k, v, p_seq;
 END
 $$;
 
