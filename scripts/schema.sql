@@ -327,22 +327,29 @@ BEGIN
 END
 $$;
 
--- A thread's first messages, an item list's items: a row at a time, in
--- order (each a router INSERT; INSERT ... SELECT would go through the
--- coordinator as a multi-shard write, a two-phase commit).
+-- A thread's first messages, an item list's items: all in one INSERT ...
+-- VALUES, in order (one router statement, one round trip to the worker;
+-- the coordinator draws seq row after row; INSERT ... SELECT would go
+-- through the coordinator as a multi-shard write, a two-phase commit).
+-- The text holds only placeholders and subscripts ($3->0, ...; the
+-- module's limits bound their number): the values are parameters.
 CREATE OR REPLACE FUNCTION public.threads_messages_add(p_owner text,
     p_thread text, p_messages jsonb, p_at bigint)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    e jsonb;
+    tuples text;
 BEGIN
-    FOR e IN SELECT x.e FROM jsonb_array_elements(p_messages)
-             WITH ORDINALITY AS x(e, n) ORDER BY x.n LOOP
-        INSERT INTO public.messages (owner, thread_id, id, created_at, role,
-                                     content, attachments, metadata)
-        VALUES (p_owner, p_thread, e->>'id', p_at, e->>'role', e->'content',
-                e->'attachments', e->'metadata');
-    END LOOP;
+    IF COALESCE(jsonb_array_length(p_messages), 0) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(format('($1, $2, $3->%1$s->>''id'', $4,'
+        ' $3->%1$s->>''role'', $3->%1$s->''content'','
+        ' $3->%1$s->''attachments'', $3->%1$s->''metadata'')', i), ', '
+        ORDER BY i)
+    INTO tuples FROM generate_series(0, jsonb_array_length(p_messages) - 1) i;
+    EXECUTE 'INSERT INTO public.messages (owner, thread_id, id, created_at,'
+        ' role, content, attachments, metadata) VALUES ' || tuples
+        USING p_owner, p_thread, p_messages, p_at;
 END
 $$;
 
@@ -350,14 +357,17 @@ CREATE OR REPLACE FUNCTION public.threads_items_add(p_owner text,
     p_conv text, p_items jsonb, p_at bigint)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    e jsonb;
+    tuples text;
 BEGIN
-    FOR e IN SELECT x.e FROM jsonb_array_elements(p_items)
-             WITH ORDINALITY AS x(e, n) ORDER BY x.n LOOP
-        INSERT INTO public.conversation_items (owner, conversation_id, id,
-                                               created_at, item)
-        VALUES (p_owner, p_conv, e->>'id', p_at, e);
-    END LOOP;
+    IF COALESCE(jsonb_array_length(p_items), 0) = 0 THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(format('($1, $2, $3->%1$s->>''id'', $4, $3->%1$s)', i),
+        ', ' ORDER BY i)
+    INTO tuples FROM generate_series(0, jsonb_array_length(p_items) - 1) i;
+    EXECUTE 'INSERT INTO public.conversation_items (owner, conversation_id,'
+        ' id, created_at, item) VALUES ' || tuples
+        USING p_owner, p_conv, p_items, p_at;
 END
 $$;
 
