@@ -1185,7 +1185,7 @@ ngx_http_threads_op_result(ngx_http_request_t *r, ngx_http_threads_op_t *op,
          * for reads, modifies and keyed creates; a create without a key
          * may then be stored twice, and the SDKs must not retry it.
          */
-        if (op->query.stmt->idempotent) {
+        if (ngx_http_threads_stmts[op->stmt].idempotent) {
             thr_error_set(&err, NGX_HTTP_GATEWAY_TIME_OUT, "server_error",
                           NULL, NULL,
                           "The database did not answer in time. "

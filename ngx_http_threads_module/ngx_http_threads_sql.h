@@ -747,7 +747,8 @@
  * a tombstone, and the row is (body, 'new'), or there is no row.  No row:
  * the key was seen, or is held, or committed after this snapshot, and the
  * module sends THREAD_CREATE_KEYED, which tells replay, reused and busy
- * apart: a second round trip for retries only.  Its parameters.  The
+ * apart: a second round trip for retries only.  Its parameters are the
+ * full statement's ($1 to $8, below).  The
  * three ids are named one by one: PostgreSQL then plans the generic plan
  * as cheap as a custom one and keeps it (for "= ANY ($6)" it guessed
  * another length, and some sessions planned every statement anew).

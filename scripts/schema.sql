@@ -911,7 +911,7 @@ BEGIN
     FROM public.messages m
     WHERE m.owner = p_owner AND m.thread_id = p_thread
     ORDER BY m.seq LOOP
-        -- a row at a time, as threads_messages_add
+        -- a row at a time (a thread holds any number of messages)
         INSERT INTO public.conversation_items (owner, conversation_id, id,
                                                created_at, item)
         VALUES (p_owner, p_cid, r.id, r.created_at, r.item);

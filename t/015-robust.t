@@ -176,6 +176,40 @@ $scenario{'big-create'} = sub {
     is(worker(), $w, 'the same worker: nothing crashed');
 };
 
+# The largest create, run in the validation's thread, outlives
+# threads_pg_query_timeout behind a table lock: a 504 that says not to
+# retry, and the worker lives (it once read a statement the thread's path
+# never set, and crashed).
+$scenario{'big-create-timeout'} = sub {
+    my $char = "\xf0\x9f\x98\x80";
+    my $text = $char x 256000;
+    my $body = '{"messages":[' . join(',', map {
+        '{"role":"user","content":"' . $text . '"}' } 1 .. 32) . ']}';
+    my $w = worker();
+    my $flag = "/tmp/threads-tlock-$$-" . int(rand(1e9));
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
+            or POSIX::_exit(1);
+        print $p "BEGIN; LOCK TABLE threads IN SHARE ROW EXCLUSIVE MODE;\n"
+            . "\\o $flag\nSELECT 1;\n\\o\nSELECT pg_sleep(4); COMMIT;\n";
+        close $p;
+        require POSIX;
+        POSIX::_exit(0);
+    }
+    ThreadsTest::wait_for(sub { -e $flag }, 5) or die "no table lock\n";
+    unlink $flag;
+    my $sock = raw_request('POST', '/v1/threads', $body, 'k-slow-big');
+    my $reply = do { local $/; <$sock> };
+    waitpid $pid, 0;
+    like($reply, qr{^HTTP/1\.1 504}, 'the create that timed out: 504');
+    like($reply, qr{^x-should-retry: false\r$}mi,
+        'a create without a key: not to be retried blindly');
+    my ($st) = api('GET', '/v1/threads', undef, 'k1');
+    is($st, 200, 'the worker goes on serving');
+    is(worker(), $w, 'the same worker: nothing crashed');
+};
+
 run_scenarios(\%scenario);
 
 run_tests();
@@ -252,6 +286,25 @@ Authorization: Bearer k1
 --- scenario: big-create
 --- error_code: 200
 --- timeout: 120
+--- no_error_log
+[alert]
+
+=== TEST 4b: the largest create timing out in its thread is a 504, not a crash
+--- http_config eval
+$ThreadsTest::HTTP_CONFIG . "    threads_pg_query_timeout 1s;\n"
+--- config
+    location /v1/ {
+        threads_api on;
+        threads_owner $threads_api_key;
+        client_max_body_size 40m;
+    }
+--- request
+GET /v1/threads
+--- more_headers
+Authorization: Bearer k1
+--- scenario: big-create-timeout
+--- error_code: 200
+--- timeout: 60
 --- no_error_log
 [alert]
 
