@@ -23,6 +23,14 @@ sub reset_request {
 
 sub worker { (grep { $_ } (nginx_pids())[1 .. 9])[0] }
 
+# The largest valid create: 32 messages of 256,000 characters, each of 4
+# bytes of UTF-8 (a body over NGX_HTTP_THREADS_DIRECT: run in a thread).
+sub largest_create {
+    my $text = "\xf0\x9f\x98\x80" x 256000;
+    return '{"messages":[' . join(',', map {
+        '{"role":"user","content":"' . $text . '"}' } 1 .. 32) . ']}';
+}
+
 $scenario{'reset-db-down'} = sub {
     my $w = worker();
     for my $i (1 .. 40) {
@@ -99,10 +107,7 @@ $scenario{'page-budget'} = sub {
 # requests on the same worker are not held up.
 $scenario{'big-create'} = sub {
     my $t = seed_thread(key => 'k1');
-    my $char = "\xf0\x9f\x98\x80";   # 4 bytes of UTF-8, 1 character
-    my $text = $char x 256000;
-    my $body = '{"messages":[' . join(',', map {
-        '{"role":"user","content":"' . $text . '"}' } 1 .. 32) . ']}';
+    my $body = largest_create();
     # a retrieve's usual time on this machine, before the create
     my @base = sort { $a <=> $b } map {
         sleep 0.005; (api('GET', "/v1/threads/$t", undef, 'k1'))[3] } 1 .. 30;
@@ -181,10 +186,7 @@ $scenario{'big-create'} = sub {
 # retry, and the worker lives (it once read a statement the thread's path
 # never set, and crashed).
 $scenario{'big-create-timeout'} = sub {
-    my $char = "\xf0\x9f\x98\x80";
-    my $text = $char x 256000;
-    my $body = '{"messages":[' . join(',', map {
-        '{"role":"user","content":"' . $text . '"}' } 1 .. 32) . ']}';
+    my $body = largest_create();
     my $w = worker();
     my $flag = "/tmp/threads-tlock-$$-" . int(rand(1e9));
     my $pid = fork // die "fork: $!";
