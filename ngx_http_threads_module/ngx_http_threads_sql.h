@@ -1541,7 +1541,7 @@
     "     END ORDER BY k), '[]'::jsonb)" \
     "    FROM jsonb_array_elements(m.content) WITH ORDINALITY AS q(p, k)))" \
     " FROM c, public.messages m" \
-    " WHERE m.owner = $1 AND m.thread_id = $2" \
+    " WHERE m.owner = $1 AND m.thread_id = $2 AND m.seq IS NOT NULL" \
     " ORDER BY m.seq) " \
     "SELECT json_build_object('id', id, 'object', 'conversation'," \
     " 'created_at', created_at, 'metadata', metadata)::text " \

@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 7.
+-- ngx_http_threads_module storage, schema version 8.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -35,8 +35,7 @@ CREATE TABLE IF NOT EXISTS threads (
     PRIMARY KEY (owner, id)
 );
 
--- newest-first listings of an owner's threads: an index scan, no sort
-CREATE INDEX IF NOT EXISTS threads_owner_seq ON threads (owner, seq);
+-- (its creation-order index: version 8)
 
 CREATE TABLE IF NOT EXISTS messages (
     owner         text    NOT NULL,
@@ -55,9 +54,7 @@ CREATE TABLE IF NOT EXISTS messages (
         ON DELETE CASCADE
 );
 
--- a thread's messages in creation order
-CREATE INDEX IF NOT EXISTS messages_thread_seq
-    ON messages (owner, thread_id, seq);
+-- (its creation-order index: version 8)
 
 -- Version 2: listings.
 
@@ -124,8 +121,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     PRIMARY KEY (owner, id)
 );
 
-CREATE INDEX IF NOT EXISTS conversations_owner_seq
-    ON conversations (owner, seq);
+-- (its creation-order index: version 8)
 
 CREATE TABLE IF NOT EXISTS conversation_items (
     owner            text    NOT NULL,
@@ -139,8 +135,7 @@ CREATE TABLE IF NOT EXISTS conversation_items (
         ON DELETE CASCADE
 );
 
-CREATE INDEX IF NOT EXISTS conversation_items_seq
-    ON conversation_items (owner, conversation_id, seq);
+-- (its creation-order index: version 8)
 
 CREATE TABLE IF NOT EXISTS conversation_tombstones (
     owner       text         NOT NULL,
@@ -910,6 +905,7 @@ BEGIN
         AS item
     FROM public.messages m
     WHERE m.owner = p_owner AND m.thread_id = p_thread
+      AND m.seq IS NOT NULL             -- messages_by_seq: no sort
     ORDER BY m.seq LOOP
         -- a row at a time (a thread holds any number of messages)
         INSERT INTO public.conversation_items (owner, conversation_id, id,
@@ -922,6 +918,43 @@ END
 $$;
 
 INSERT INTO threads_schema (version) VALUES (7) ON CONFLICT DO NOTHING;
+
+-- Version 8: the creation-order indexes are partial, WHERE seq IS NOT NULL
+-- (every row: seq is an identity).  A listing's keyset condition on seq
+-- implies the predicate, a look-up by id does not, so a look-up can only
+-- take the primary key.  With the plain indexes, a generic plan priced an
+-- owner's rows from the average owner: where most owners have one thread,
+-- (owner, seq) and the primary key cost the same, the planner took
+-- (owner, seq), and a retrieve of an owner with 5,000 threads read all
+-- 5,000 (1.45 ms instead of 0.06).  Version 7 modules work on it
+-- unchanged.  On a big table build them first without blocking writes,
+-- then apply this file (IF NOT EXISTS then skips them, and the old ones
+-- are dropped):
+--   CREATE INDEX CONCURRENTLY threads_by_seq ON threads (owner, seq)
+--     WHERE seq IS NOT NULL;
+--   CREATE INDEX CONCURRENTLY messages_by_seq
+--     ON messages (owner, thread_id, seq) WHERE seq IS NOT NULL;
+--   CREATE INDEX CONCURRENTLY conversations_by_seq
+--     ON conversations (owner, seq) WHERE seq IS NOT NULL;
+--   CREATE INDEX CONCURRENTLY conversation_items_by_seq
+--     ON conversation_items (owner, conversation_id, seq)
+--     WHERE seq IS NOT NULL;
+-- (one that failed is left INVALID: drop it and build it again).
+CREATE INDEX IF NOT EXISTS threads_by_seq ON threads (owner, seq)
+    WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_seq
+    ON messages (owner, thread_id, seq) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS conversations_by_seq
+    ON conversations (owner, seq) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS conversation_items_by_seq
+    ON conversation_items (owner, conversation_id, seq)
+    WHERE seq IS NOT NULL;
+DROP INDEX IF EXISTS threads_owner_seq;
+DROP INDEX IF EXISTS messages_thread_seq;
+DROP INDEX IF EXISTS conversations_owner_seq;
+DROP INDEX IF EXISTS conversation_items_seq;
+
+INSERT INTO threads_schema (version) VALUES (8) ON CONFLICT DO NOTHING;
 
 
 COMMIT;

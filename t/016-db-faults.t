@@ -184,8 +184,8 @@ $scenario{'v1-schema'} = sub {
         'k1');
     is(ref $body && $body->{data}[0]{id}, $V1_THREAD,
         'a filtered listing finds it by its old metadata');
-    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 7,
-        'the schema says version 7');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 8,
+        'the schema says version 8');
 };
 
 $scenario{'v5-schema'} = sub {
@@ -241,8 +241,8 @@ $scenario{'v5-schema'} = sub {
     is(psql_at('threads_v5', "SELECT count(*) FROM pg_indexes WHERE indexname"
         . " IN ('threads_metadata', 'conversations_metadata')"), 0,
         'the GIN indexes are gone');
-    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 7,
-        'the schema says version 7');
+    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 8,
+        'the schema says version 8');
 };
 
 # A version 6 schema serves as it is (version 7 only adds indexes), and
@@ -273,20 +273,20 @@ $scenario{'v6-schema'} = sub {
         'version 6: a delete takes its pairs');
     apply_schema('threads_v6');
     is(psql_at('threads_v6', $seq_indexes), 2, 'scripts/schema.sql adds them');
-    is(psql_at('threads_v6', 'SELECT max(version) FROM threads_schema'), 7,
-        'the schema says version 7');
+    is(psql_at('threads_v6', 'SELECT max(version) FROM threads_schema'), 8,
+        'the schema says version 8');
     # a pair left over (a race between two updates) is found by seq too
     psql_at('threads_v6', "INSERT INTO thread_metadata (owner, key, value,"
         . " seq) SELECT owner, 'stray', 'x', seq FROM threads"
         . " WHERE id = '$t[2]'");
     ($st) = api('POST', "/v1/threads/$t[2]", '{"metadata":{"n":"3"}}', 'k1');
-    is($st, 200, 'version 7: modify');
-    is($pairs->($t[2]), 'n=3', 'version 7: the pair it no longer has is'
+    is($st, 200, 'upgraded: modify');
+    is($pairs->($t[2]), 'n=3', 'upgraded: the pair it no longer has is'
         . ' gone, and the one left over by a race');
     ($st) = api('DELETE', "/v1/threads/$t[0]", undef, 'k1');
-    is($st, 200, 'version 7: delete');
+    is($st, 200, 'upgraded: delete');
     is(psql_at('threads_v6', 'SELECT count(*) FROM thread_metadata'), 1,
-        'version 7: a delete takes its pairs');
+        'upgraded: a delete takes its pairs');
     ($st, $body) = api('GET', '/v1/threads?metadata%5Bn%5D=3', undef, 'k1');
     is_deeply([ map { $_->{id} } @{ ref $body ? $body->{data} : [] } ],
         [ $t[2] ], 'the filter finds what is left');

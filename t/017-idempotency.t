@@ -549,8 +549,8 @@ $scenario{'upgrade'} = sub {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     is(psql("SELECT count(*) FROM threads WHERE id = 'thread_" . ('W' x 24)
         . "'"), 1, 'the version 2 data was kept');
-    is(psql('SELECT max(version) FROM threads_schema'), 7,
-        'the schema says version 7');
+    is(psql('SELECT max(version) FROM threads_schema'), 8,
+        'the schema says version 8');
 };
 
 $scenario{'sdk'} = sub {

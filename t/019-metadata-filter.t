@@ -337,7 +337,7 @@ $scenario{plan} = sub {
             ok(defined $pairs && $pairs <= 21,
                 "$name: at most a page of pairs read ("
                 . ($pairs // 'no pair index scan') . ')') or diag($plan);
-            my ($loops) = $plan =~ m{Index\ Scan\ using\ threads_owner_seq
+            my ($loops) = $plan =~ m{Index\ Scan\ using\ threads_by_seq
                 \ on\ threads\ t\ \(actual\ [^)]*\ loops=(\d+)\)}x;
             ok(defined $loops && $loops <= 21,
                 "$name: each joined to its thread ("

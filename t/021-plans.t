@@ -1,0 +1,183 @@
+# The plans of the module's statements where owners differ in size (schema
+# version 8).  Most owners with one thread and one owner with thousands:
+# a generic plan prices `owner = $1` from the average owner, and with plain
+# (owner, seq) indexes a look-up by id took them over the primary key and
+# read every row of the big owner.  Here a version 7 database is seeded
+# that way, shown to do so, served, upgraded by scripts/schema.sql while
+# nginx serves it, and then every statement of the module's table is
+# planned: look-ups by id take primary keys, listings the creation-order
+# indexes.
+use lib 't/lib';
+use Test::Nginx::Socket 'no_plan';
+use ThreadsTest;
+
+no_shuffle();
+use_api_defaults();
+
+my $DB = 'threads_plans';
+(my $CI = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$DB/;
+$ENV{TEST_NGINX_THREADS_PLANS_CONNINFO} = $CI;
+
+sub psql_db {
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $CI;
+    return psql($_[0]);
+}
+
+sub apply_schema {
+    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $CI, '-f',
+        'scripts/schema.sql') == 0 or die "schema.sql failed\n";
+}
+
+# The module's statements, [name, number of parameters, SQL], from its
+# statement table once the C preprocessor has put the SQL in.
+sub module_statements {
+    my $src = join '', map {
+        open my $fh, '<', "ngx_http_threads_module/$_" or die "$_: $!";
+        local $/; <$fh> } qw(ngx_http_threads_sql.h ngx_http_threads_ops.c);
+    $src =~ s/^#include.*$//mg;
+    open my $cpp, '-|', 'sh', '-c',
+        "printf '%s' \"\$0\" | gcc -E -P -x c -", $src or die "gcc: $!";
+    my $out = do { local $/; <$cpp> };
+    close $cpp or die "gcc -E failed\n";
+    my @stmts;
+    while ($out =~ /\{\s*"(threads_[a-z_]+)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+),
+                    \s*(\d+)/gx)
+    {
+        my ($name, $lits, $n) = ($1, $2, $3);
+        my $sql = join '', $lits =~ /"((?:[^"\\]|\\.)*)"/g;
+        $sql =~ s/\\"/"/g;
+        push @stmts, [ $name, $n, $sql ];
+    }
+    return @stmts;
+}
+
+# the generic plan of a statement (nothing runs: EXPLAIN without ANALYZE)
+sub generic_plan {
+    my ($n, $sql) = @_;
+    return psql_db("SET plan_cache_mode = force_generic_plan;\n"
+        . "PREPARE s AS $sql;\n"
+        . 'EXPLAIN (COSTS OFF) EXECUTE s(' . join(',', ('NULL') x $n) . ');');
+}
+
+my $BIG = owner_of('k1');
+my $BIG_THREAD = 'thread_' . ('B' x 23) . '1';   # lpad('1', 24, 'B')
+
+# version 7's creation-order indexes, as it created them
+my $V7 = <<'SQL';
+DROP INDEX threads_by_seq, messages_by_seq, conversations_by_seq,
+    conversation_items_by_seq;
+CREATE INDEX threads_owner_seq ON threads (owner, seq);
+CREATE INDEX messages_thread_seq ON messages (owner, thread_id, seq);
+CREATE INDEX conversations_owner_seq ON conversations (owner, seq);
+CREATE INDEX conversation_items_seq
+    ON conversation_items (owner, conversation_id, seq);
+DELETE FROM threads_schema WHERE version >= 8;
+SQL
+
+# k1 owns 5,000 threads and conversations (one of each with 5,000
+# messages or items); 50,000 owners one of each, with one message or item
+my $SEED = <<SQL;
+INSERT INTO threads (owner, id, created_at)
+SELECT '$BIG', 'thread_' || lpad(g::text, 24, 'B'), 0
+FROM generate_series(1, 5000) g;
+INSERT INTO threads (owner, id, created_at)
+SELECT md5(g::text), 'thread_' || left(md5(g::text), 24), 0
+FROM generate_series(1, 50000) g;
+INSERT INTO messages (owner, thread_id, id, created_at, role, content)
+SELECT '$BIG', '$BIG_THREAD', 'msg_' || lpad(g::text, 24, 'B'), 0, 'user',
+    '[]' FROM generate_series(1, 5000) g;
+INSERT INTO messages (owner, thread_id, id, created_at, role, content)
+SELECT md5(g::text), 'thread_' || left(md5(g::text), 24),
+    'msg_' || left(md5(g::text), 24), 0, 'user', '[]'
+FROM generate_series(1, 50000) g;
+INSERT INTO conversations (owner, id, created_at)
+SELECT '$BIG', 'conv_' || lpad(g::text, 24, 'B'), 0
+FROM generate_series(1, 5000) g;
+INSERT INTO conversations (owner, id, created_at)
+SELECT md5(g::text), 'conv_' || left(md5(g::text), 24), 0
+FROM generate_series(1, 50000) g;
+INSERT INTO conversation_items (owner, conversation_id, id, created_at, item)
+SELECT '$BIG', 'conv_' || lpad('1', 24, 'B'), 'msg_' || lpad(g::text, 24, 'B'),
+    0, '{}' FROM generate_series(1, 5000) g;
+INSERT INTO conversation_items (owner, conversation_id, id, created_at, item)
+SELECT md5(g::text), 'conv_' || left(md5(g::text), 24),
+    'msg_' || left(md5(g::text), 24), 0, '{}'
+FROM generate_series(1, 50000) g;
+ANALYZE;
+SQL
+
+{
+    (my $admin = $CI) =~ s/dbname=\S+/dbname=postgres/;
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $admin;
+    psql(qq{DROP DATABASE IF EXISTS "$DB"});
+    psql(qq{CREATE DATABASE "$DB"});
+}
+apply_schema();
+psql_db($V7);
+psql_db($SEED);
+
+my %scenario;
+
+$scenario{'v7'} = sub {
+    my @stmts = module_statements();
+    ok(@stmts >= 45, scalar(@stmts) . ' statements in the module\'s table');
+    my ($retrieve) = grep { $_->[0] eq 'threads_thread_retrieve' } @stmts;
+    like(generic_plan(@$retrieve[1, 2]), qr/using threads_owner_seq/,
+        'version 7: a retrieve by id takes (owner, seq), and reads all of'
+        . ' the owner\'s threads');
+    my ($st, $body) = api('GET', "/v1/threads/$BIG_THREAD", undef, 'k1');
+    is($st, 200, 'version 7 serves');
+
+    apply_schema();
+    is(psql_db('SELECT max(version) FROM threads_schema'), 8,
+        'scripts/schema.sql upgrades it to version 8');
+    is(psql_db("SELECT count(*) FROM pg_indexes WHERE indexname IN"
+        . " ('threads_owner_seq', 'messages_thread_seq',"
+        . " 'conversations_owner_seq', 'conversation_items_seq')"), 0,
+        'version 7\'s creation-order indexes are gone');
+    is(psql_db("SELECT count(*) FROM pg_indexes WHERE indexname LIKE"
+        . " '%by_seq' AND indexdef LIKE '%WHERE (seq IS NOT NULL)'"), 4,
+        'four partial ones in their place');
+    psql_db('ANALYZE');
+    ok(wait_for(sub {
+        ($st, $body) = api('GET', "/v1/threads/$BIG_THREAD", undef, 'k1');
+        $st == 200 }, 5), 'served the while, and after');
+    ($st, $body) = api('GET', "/v1/threads/$BIG_THREAD/messages?limit=2",
+        undef, 'k1');
+    is(ref $body && scalar @{ $body->{data} }, 2, 'a long thread\'s page');
+
+    for my $s (@stmts) {
+        my ($name, $n, $sql) = @$s;
+        my $plan = generic_plan($n, $sql);
+        my @by_seq = $plan =~ /using (\w+_by_seq)/g;
+        if ($name =~ /_(list|filter)_|_convert$/) {
+            ok(@by_seq, "$name: reads in creation order (@by_seq)")
+                or diag($plan);
+        } else {
+            is("@by_seq", '', "$name: no creation-order index")
+                or diag($plan);
+        }
+        unlike($plan, qr/Seq Scan on (threads|messages|conversations|conversation_items)\b/,
+            "$name: no scan of a table of objects") or diag($plan);
+    }
+};
+
+run_scenarios(\%scenario);
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: skewed owners: version 7's plan, the upgrade, every statement's plan
+--- http_config eval
+(my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_PLANS_CONNINFO/;
+$c
+--- request
+GET /v1/threads/thread_BBBBBBBBBBBBBBBBBBBBBBB1
+--- more_headers
+Authorization: Bearer k1
+--- scenario: v7
+--- error_code: 200
+--- timeout: 120
+--- no_error_log
+[alert]
