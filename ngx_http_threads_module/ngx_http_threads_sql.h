@@ -121,7 +121,7 @@
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
     "  FROM public.threads x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -158,7 +158,7 @@
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
     "  FROM public.threads x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -195,7 +195,7 @@
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
     "  FROM public.threads x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -232,7 +232,7 @@
     "   'created_at', x.created_at, 'metadata', x.metadata, " \
     "   'tool_resources', x.tool_resources) AS j " \
     "  FROM public.threads x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -280,6 +280,7 @@
     "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
     "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -321,6 +322,7 @@
     "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
     "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -362,6 +364,7 @@
     "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
     "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -403,6 +406,7 @@
     "  FROM public.thread_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata, t.tool_resources" \
     "   FROM public.threads t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -514,7 +518,7 @@
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
     "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
     "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
@@ -557,7 +561,7 @@
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
     "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
     "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
@@ -600,7 +604,7 @@
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
     "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
     "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
@@ -643,7 +647,7 @@
     "   'assistant_id', x.assistant_id, 'run_id', x.run_id, " \
     "   'attachments', x.attachments, 'metadata', x.metadata) AS j " \
     "  FROM public.messages x WHERE x.owner = $1 AND x.thread_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "   AND ($6::text IS NULL OR x.run_id = $6) " \
     "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
@@ -1013,7 +1017,7 @@
     "   json_build_object('id', x.id, 'object', 'conversation', " \
     "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
     "  FROM public.conversations x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1049,7 +1053,7 @@
     "   json_build_object('id', x.id, 'object', 'conversation', " \
     "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
     "  FROM public.conversations x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1085,7 +1089,7 @@
     "   json_build_object('id', x.id, 'object', 'conversation', " \
     "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
     "  FROM public.conversations x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq ASC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1121,7 +1125,7 @@
     "   json_build_object('id', x.id, 'object', 'conversation', " \
     "   'created_at', x.created_at, 'metadata', x.metadata) AS j " \
     "  FROM public.conversations x WHERE x.owner = $1 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq DESC LIMIT $2::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1168,6 +1172,7 @@
     "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata" \
     "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -1208,6 +1213,7 @@
     "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata" \
     "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -1248,6 +1254,7 @@
     "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata" \
     "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -1288,6 +1295,7 @@
     "  FROM public.conversation_metadata k CROSS JOIN LATERAL (" \
     "   SELECT t.id, t.seq, t.created_at, t.metadata" \
     "   FROM public.conversations t WHERE t.owner = $1 AND t.seq = k.seq " \
+    "   AND t.seq > 0 " \
     "    AND t.metadata @> jsonb_build_object($6::text, $7::text) " \
     "   LIMIT 1) x " \
     "  WHERE k.owner = $1 AND k.key = $6::text AND k.value = $7::text " \
@@ -1371,7 +1379,7 @@
     " r AS (SELECT x.id, x.seq, x.item AS j " \
     "  FROM public.conversation_items x " \
     "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1407,7 +1415,7 @@
     " r AS (SELECT x.id, x.seq, x.item AS j " \
     "  FROM public.conversation_items x " \
     "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1443,7 +1451,7 @@
     " r AS (SELECT x.id, x.seq, x.item AS j " \
     "  FROM public.conversation_items x " \
     "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq ASC LIMIT $3::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1479,7 +1487,7 @@
     " r AS (SELECT x.id, x.seq, x.item AS j " \
     "  FROM public.conversation_items x " \
     "  WHERE x.owner = $1 AND x.conversation_id = $2 " \
-    "   AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
+    "   AND x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) " \
     "   AND x.seq < COALESCE((SELECT seq FROM hi), 9223372036854775807) " \
     "  ORDER BY x.seq DESC LIMIT $3::int + 1), " \
     " s AS (SELECT id, seq, j, row_number() OVER w AS n, " \
@@ -1541,7 +1549,7 @@
     "     END ORDER BY k), '[]'::jsonb)" \
     "    FROM jsonb_array_elements(m.content) WITH ORDINALITY AS q(p, k)))" \
     " FROM c, public.messages m" \
-    " WHERE m.owner = $1 AND m.thread_id = $2 AND m.seq IS NOT NULL" \
+    " WHERE m.owner = $1 AND m.thread_id = $2 AND m.seq > 0" \
     " ORDER BY m.seq) " \
     "SELECT json_build_object('id', id, 'object', 'conversation'," \
     " 'created_at', created_at, 'metadata', metadata)::text " \

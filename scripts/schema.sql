@@ -905,7 +905,7 @@ BEGIN
         AS item
     FROM public.messages m
     WHERE m.owner = p_owner AND m.thread_id = p_thread
-      AND m.seq IS NOT NULL             -- messages_by_seq: no sort
+      AND m.seq > 0                     -- messages_by_seq: no sort
     ORDER BY m.seq LOOP
         -- a row at a time (a thread holds any number of messages)
         INSERT INTO public.conversation_items (owner, conversation_id, id,
@@ -919,36 +919,52 @@ $$;
 
 INSERT INTO threads_schema (version) VALUES (7) ON CONFLICT DO NOTHING;
 
--- Version 8: the creation-order indexes are partial, WHERE seq IS NOT NULL
--- (every row: seq is an identity).  A listing's keyset condition on seq
--- implies the predicate, a look-up by id does not, so a look-up can only
--- take the primary key.  With the plain indexes, a generic plan priced an
--- owner's rows from the average owner: where most owners have one thread,
--- (owner, seq) and the primary key cost the same, the planner took
--- (owner, seq), and a retrieve of an owner with 5,000 threads read all
--- 5,000 (1.45 ms instead of 0.06).  Version 7 modules work on it
--- unchanged.  On a big table build them first without blocking writes,
--- then apply this file (IF NOT EXISTS then skips them, and the old ones
--- are dropped):
+-- Version 8: the creation-order indexes are partial, WHERE seq > 0 (every
+-- row: seq is an identity from 1).  Every statement that reads in creation
+-- order says seq > 0 beside its keyset condition; a look-up by id does
+-- not, so it can only take the primary key.  With the plain indexes, a
+-- generic plan priced an owner's rows from the average owner: where most
+-- owners have one thread, (owner, seq) and the primary key cost the same,
+-- the planner took (owner, seq), and a retrieve of an owner with 5,000
+-- threads read all 5,000 (1.45 ms instead of 0.06).  Not IS NOT NULL:
+-- PostgreSQL 17 drops that condition from queries on a NOT NULL column.
+-- Version 7 modules work on it (their convert then sorts a thread's
+-- messages).  On a big table build them first without blocking writes,
+-- then drop the old ones the same way, then apply this file (IF NOT EXISTS
+-- then skips them):
 --   CREATE INDEX CONCURRENTLY threads_by_seq ON threads (owner, seq)
---     WHERE seq IS NOT NULL;
+--     WHERE seq > 0;
 --   CREATE INDEX CONCURRENTLY messages_by_seq
---     ON messages (owner, thread_id, seq) WHERE seq IS NOT NULL;
+--     ON messages (owner, thread_id, seq) WHERE seq > 0;
 --   CREATE INDEX CONCURRENTLY conversations_by_seq
---     ON conversations (owner, seq) WHERE seq IS NOT NULL;
+--     ON conversations (owner, seq) WHERE seq > 0;
 --   CREATE INDEX CONCURRENTLY conversation_items_by_seq
---     ON conversation_items (owner, conversation_id, seq)
---     WHERE seq IS NOT NULL;
--- (one that failed is left INVALID: drop it and build it again).
+--     ON conversation_items (owner, conversation_id, seq) WHERE seq > 0;
+--   DROP INDEX CONCURRENTLY IF EXISTS threads_owner_seq;   (and the three
+--     others dropped below)
+-- One that failed is left INVALID: this file then stops before dropping
+-- anything; drop it and build it again until pg_index.indisvalid says true.
 CREATE INDEX IF NOT EXISTS threads_by_seq ON threads (owner, seq)
-    WHERE seq IS NOT NULL;
+    WHERE seq > 0;
 CREATE INDEX IF NOT EXISTS messages_by_seq
-    ON messages (owner, thread_id, seq) WHERE seq IS NOT NULL;
+    ON messages (owner, thread_id, seq) WHERE seq > 0;
 CREATE INDEX IF NOT EXISTS conversations_by_seq
-    ON conversations (owner, seq) WHERE seq IS NOT NULL;
+    ON conversations (owner, seq) WHERE seq > 0;
 CREATE INDEX IF NOT EXISTS conversation_items_by_seq
     ON conversation_items (owner, conversation_id, seq)
-    WHERE seq IS NOT NULL;
+    WHERE seq > 0;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE c.relname IN ('threads_by_seq', 'messages_by_seq',
+                   'conversations_by_seq', 'conversation_items_by_seq')
+                 AND c.relnamespace = 'public'::regnamespace
+                 AND NOT i.indisvalid) THEN
+        RAISE EXCEPTION 'an index *_by_seq is INVALID (a failed CREATE INDEX'
+            ' CONCURRENTLY): drop it and build it again, then apply this file';
+    END IF;
+END
+$$;
 DROP INDEX IF EXISTS threads_owner_seq;
 DROP INDEX IF EXISTS messages_thread_seq;
 DROP INDEX IF EXISTS conversations_owner_seq;

@@ -12,7 +12,7 @@ WITH lo AS (SELECT seq FROM public.conversation_items WHERE owner = :owner
  AND id = NULL UNION ALL SELECT seq FROM public.conversation_item_tombstones
  WHERE owner = :owner AND conversation_id = :cid AND id = NULL LIMIT 1), r
  AS (SELECT x.id, x.seq, x.item AS j FROM public.conversation_items x WHERE
- x.owner = :owner AND x.conversation_id = :cid AND x.seq > COALESCE((SELECT
+ x.owner = :owner AND x.conversation_id = :cid AND x.seq > 0 AND x.seq > COALESCE((SELECT
  seq FROM lo), 0) AND x.seq < COALESCE((SELECT seq FROM hi),
  9223372036854775807) ORDER BY x.seq DESC LIMIT :limit::int + 1), s AS
  (SELECT id, seq, j, row_number() OVER w AS n, sum(octet_length(j::text))

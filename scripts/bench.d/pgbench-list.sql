@@ -16,7 +16,7 @@ WITH lo AS (SELECT seq FROM public.messages WHERE owner = :owner AND thread_id =
  NULL, 'role', x.role, 'content', x.content, 'assistant_id', x.assistant_id,
  'run_id', x.run_id, 'attachments', x.attachments, 'metadata', x.metadata)
  AS j FROM public.messages x WHERE x.owner = :owner AND x.thread_id = :tid AND
- x.seq > COALESCE((SELECT seq FROM lo), 0) AND x.seq < COALESCE((SELECT seq
+ x.seq > 0 AND x.seq > COALESCE((SELECT seq FROM lo), 0) AND x.seq < COALESCE((SELECT seq
  FROM hi), 9223372036854775807) AND (NULL::text IS NULL OR x.run_id = NULL)
  ORDER BY x.seq DESC LIMIT :limit::int + 1), s AS (SELECT id, seq, j,
  row_number() OVER w AS n, sum(octet_length(j::text)) OVER w AS bytes FROM r
