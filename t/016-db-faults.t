@@ -11,13 +11,6 @@ no_shuffle();
 use_api_defaults();
 
 # databases of this file's own on the test cluster
-(my $admin = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=postgres/;
-sub psql_at {
-    my ($db, $sql) = @_;
-    (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
-    local $ENV{TEST_NGINX_PG_CONNINFO} = $ci;
-    return psql($sql);
-}
 for my $db (qw(threads_noschema threads_v1 threads_v5 threads_v6)) {
     psql_at('postgres', qq{DROP DATABASE IF EXISTS "$db"});
     psql_at('postgres', qq{CREATE DATABASE "$db"});
@@ -116,12 +109,6 @@ my $TARPIT = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
     Listen => 64, ReuseAddr => 1) or die "tarpit: $!";
 $ENV{TEST_NGINX_TARPIT_PORT} = $TARPIT->sockport;
 
-sub apply_schema {
-    my ($db) = @_;
-    (my $ci = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$db/;
-    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $ci, '-f',
-        'scripts/schema.sql') == 0 or die "schema.sql failed\n";
-}
 
 sub statuses {
     my (%n);

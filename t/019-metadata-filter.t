@@ -86,31 +86,13 @@ sub walk {
     return @seen;
 }
 
-# The SQL of a statement, as ngx_http_threads_sql.h writes it.
-sub module_sql {
-    my ($name) = @_;
-    open my $fh, '<', 'ngx_http_threads_module/ngx_http_threads_sql.h'
-        or die "sql.h: $!";
-    my ($in, $sql) = (0, '');
-    while (my $l = <$fh>) {
-        if (!$in) {
-            $in = 1 if $l =~ /^#define NGX_HTTP_THREADS_SQL_\Q$name\E \\$/;
-            next;
-        }
-        $sql .= join '', $l =~ /"((?:[^"\\]|\\.)*)"/g;
-        last unless $l =~ /\\$/;
-    }
-    die "no statement $name\n" unless $sql;
-    $sql =~ s/\\"/"/g;
-    return $sql;
-}
 
 # EXPLAIN ANALYZE of a statement for ARGS, custom plan or generic
 sub explain_stmt {
     my ($name, $types, $args, $generic) = @_;
     return psql(($generic ? "SET plan_cache_mode = force_generic_plan;\n"
                           : '')
-        . "PREPARE s($types) AS " . module_sql($name) . ";\n"
+        . "PREPARE s($types) AS " . module_sql('threads_' . lc $name) . ";\n"
         . "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE s($args);");
 }
 
@@ -120,7 +102,7 @@ sub explain_write {
     return psql("BEGIN;\n"
         . ($generic ? "SET LOCAL plan_cache_mode = force_generic_plan;\n"
                     : '')
-        . "PREPARE w($types) AS " . module_sql($name) . ";\n"
+        . "PREPARE w($types) AS " . module_sql('threads_' . lc $name) . ";\n"
         . "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE w($args);\n"
         . "ROLLBACK;");
 }

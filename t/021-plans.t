@@ -10,7 +10,6 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
-use File::Temp qw(tempfile);
 
 no_shuffle();
 use_api_defaults();
@@ -19,48 +18,10 @@ my $DB = 'threads_plans';
 (my $CI = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=$DB/;
 $ENV{TEST_NGINX_THREADS_PLANS_CONNINFO} = $CI;
 
-sub psql_db {
-    local $ENV{TEST_NGINX_PG_CONNINFO} = $CI;
-    return psql($_[0]);
-}
-
-sub try_schema {
-    return system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $CI,
-        '-f', 'scripts/schema.sql') == 0;
-}
-
-sub apply_schema { try_schema() or die "schema.sql failed\n" }
-
-# The module's statements, [name, number of parameters, SQL], from its
-# statement table once the C preprocessor has put the SQL in.
-sub module_statements {
-    my $src = join '', map {
-        open my $fh, '<', "ngx_http_threads_module/$_" or die "$_: $!";
-        local $/; <$fh> } qw(ngx_http_threads_sql.h ngx_http_threads_ops.c);
-    $src =~ s/^#include.*$//mg;
-    # through a file: the source is longer than an argument may be
-    my ($fh, $file) = tempfile(SUFFIX => '.c', UNLINK => 1);
-    print $fh $src;
-    close $fh;
-    open my $cpp, '-|', 'gcc', '-E', '-P', $file or die "gcc: $!";
-    my $out = do { local $/; <$cpp> };
-    close $cpp or die "gcc -E failed\n";
-    my @stmts;
-    while ($out =~ /\{\s*"(threads_[a-z_]+)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+),
-                    \s*(\d+)/gx)
-    {
-        my ($name, $lits, $n) = ($1, $2, $3);
-        my $sql = join '', $lits =~ /"((?:[^"\\]|\\.)*)"/g;
-        $sql =~ s/\\"/"/g;
-        push @stmts, [ $name, $n, $sql ];
-    }
-    return @stmts;
-}
-
 # the generic plan of a statement (nothing runs: EXPLAIN without ANALYZE)
 sub generic_plan {
     my ($n, $sql) = @_;
-    return psql_db("SET plan_cache_mode = force_generic_plan;\n"
+    return psql_at($DB, "SET plan_cache_mode = force_generic_plan;\n"
         . "PREPARE s AS $sql;\n"
         . 'EXPLAIN (COSTS OFF) EXECUTE s(' . join(',', ('NULL') x $n) . ');');
 }
@@ -112,15 +73,11 @@ FROM generate_series(1, 50000) g;
 ANALYZE;
 SQL
 
-{
-    (my $admin = $CI) =~ s/dbname=\S+/dbname=postgres/;
-    local $ENV{TEST_NGINX_PG_CONNINFO} = $admin;
-    psql(qq{DROP DATABASE IF EXISTS "$DB"});
-    psql(qq{CREATE DATABASE "$DB"});
-}
-apply_schema();
-psql_db($V7);
-psql_db($SEED);
+psql_at('postgres', qq{DROP DATABASE IF EXISTS "$DB"});
+psql_at('postgres', qq{CREATE DATABASE "$DB"});
+apply_schema($DB);
+psql_at($DB, $V7);
+psql_at($DB, $SEED);
 
 my %scenario;
 
@@ -136,31 +93,31 @@ $scenario{'v7'} = sub {
 
     # a concurrent build that failed leaves an INVALID index: the upgrade
     # stops before it drops the old ones
-    psql_db('CREATE INDEX threads_by_seq ON threads (owner, seq)'
+    psql_at($DB, 'CREATE INDEX threads_by_seq ON threads (owner, seq)'
         . ' WHERE seq > 0');
-    psql_db("UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+    psql_at($DB, "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
         . " 'threads_by_seq'::regclass");
     {
         open my $save, '>&', \*STDERR or die;
         open STDERR, '>', '/dev/null' or die;
-        ok(!try_schema(), 'an INVALID threads_by_seq stops the upgrade');
+        ok(!try_schema($DB), 'an INVALID threads_by_seq stops the upgrade');
         open STDERR, '>&', $save or die;
     }
-    is(psql_db("SELECT count(*) FROM pg_indexes WHERE indexname ="
+    is(psql_at($DB, "SELECT count(*) FROM pg_indexes WHERE indexname ="
         . " 'threads_owner_seq'"), 1, 'with the old index kept');
-    psql_db('DROP INDEX threads_by_seq');
+    psql_at($DB, 'DROP INDEX threads_by_seq');
 
-    apply_schema();
-    is(psql_db('SELECT max(version) FROM threads_schema'), 8,
+    apply_schema($DB);
+    is(psql_at($DB, 'SELECT max(version) FROM threads_schema'), 8,
         'scripts/schema.sql upgrades it to version 8');
-    is(psql_db("SELECT count(*) FROM pg_indexes WHERE indexname IN"
+    is(psql_at($DB, "SELECT count(*) FROM pg_indexes WHERE indexname IN"
         . " ('threads_owner_seq', 'messages_thread_seq',"
         . " 'conversations_owner_seq', 'conversation_items_seq')"), 0,
         'version 7\'s creation-order indexes are gone');
-    is(psql_db("SELECT count(*) FROM pg_indexes WHERE indexname LIKE"
+    is(psql_at($DB, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE"
         . " '%by_seq' AND indexdef LIKE '%WHERE (seq > 0)'"), 4,
         'four partial ones in their place');
-    psql_db('ANALYZE');
+    psql_at($DB, 'ANALYZE');
     ok(wait_for(sub {
         ($st, $body) = api('GET', "/v1/threads/$BIG_THREAD", undef, 'k1');
         $st == 200 }, 5), 'served after it, by sessions that prepared their statements before');

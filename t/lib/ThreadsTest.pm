@@ -15,7 +15,8 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 use POSIX ();
 
-our @EXPORT = qw(psql owner_of seed_thread seed_message api pg_ctl
+our @EXPORT = qw(psql psql_at apply_schema try_schema module_statements
+    module_sql owner_of seed_thread seed_message api pg_ctl
     lock_row_in_background nginx_pids fd_count module_backends json
     random_thread_id wait_for json_matches raw_request slow_factor
     run_scenarios on_citus
@@ -160,6 +161,59 @@ sub psql {
     close $fh or die "psql failed ($?) for: " . substr($sql, 0, 200) . "\n";
     $out =~ s/\n+\z//;
     return $out;
+}
+
+# psql() on another database of the test cluster
+sub psql_at {
+    my ($db, $sql) = @_;
+    (my $ci = conninfo()) =~ s/dbname=\S+/dbname=$db/;
+    local $ENV{TEST_NGINX_PG_CONNINFO} = $ci;
+    return psql($sql);
+}
+
+# scripts/schema.sql applied to database $db: true if it succeeded
+sub try_schema {
+    my ($db) = @_;
+    (my $ci = conninfo()) =~ s/dbname=\S+/dbname=$db/;
+    return system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $ci,
+        '-f', 'scripts/schema.sql') == 0;
+}
+
+sub apply_schema { try_schema($_[0]) or die "schema.sql failed\n" }
+
+# The module's statements, [name, number of parameters, SQL], from its
+# statement table once the C preprocessor has put the SQL in.
+sub module_statements {
+    my $src = join '', map {
+        open my $fh, '<', "ngx_http_threads_module/$_" or die "$_: $!";
+        local $/; <$fh> } qw(ngx_http_threads_sql.h ngx_http_threads_ops.c);
+    $src =~ s/^#include.*$//mg;
+    # through a file: the source is longer than an argument may be
+    require File::Temp;
+    my $tmp = File::Temp->new(SUFFIX => '.c');
+    print $tmp $src;
+    close $tmp;
+    open my $cpp, '-|', 'gcc', '-E', '-P', $tmp->filename or die "gcc: $!";
+    my $out = do { local $/; <$cpp> };
+    close $cpp or die "gcc -E failed\n";
+    my @stmts;
+    while ($out =~ /\{\s*"(threads_[a-z_]+)",\s*((?:"(?:[^"\\]|\\.)*"\s*)+),
+                    \s*(\d+)/gx)
+    {
+        my ($name, $lits, $n) = ($1, $2, $3);
+        my $sql = join '', $lits =~ /"((?:[^"\\]|\\.)*)"/g;
+        $sql =~ s/\\"/"/g;
+        push @stmts, [ $name, $n, $sql ];
+    }
+    return @stmts;
+}
+
+# the SQL of one statement of the module's table, by its name
+sub module_sql {
+    my ($name) = @_;
+    my ($s) = grep { $_->[0] eq $name } module_statements();
+    die "no statement $name\n" unless $s;
+    return $s->[2];
 }
 
 sub quote {
