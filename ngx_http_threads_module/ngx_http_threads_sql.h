@@ -23,6 +23,24 @@
 
 
 /*
+ * A new thread's messages ($5) and metadata pairs ($3), after its row in
+ * t: the CTEs m and p of the thread creates, plain and keyed.
+ */
+#define NGX_HTTP_THREADS_SQL_THREAD_ROWS \
+    "m AS (" \
+    " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
+    "  content, attachments, metadata)" \
+    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
+    "  e->'attachments', e->'metadata'" \
+    " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
+    " ORDER BY n), " \
+    "p AS (" \
+    " INSERT INTO public.thread_metadata (owner, key, value, seq)" \
+    " SELECT $1, e.key, e.value #>> '{}', t.seq" \
+    " FROM t, jsonb_each($3::jsonb) e" \
+    " WHERE jsonb_typeof(e.value) = 'string') "
+
+/*
  * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages (an array
  * of message objects): the thread, its messages and its metadata pairs
  * (thread_metadata, for filtered listings) in one statement, one
@@ -34,18 +52,7 @@
     " VALUES ($1, $2, floor(extract(epoch FROM now()))::bigint," \
     "  $3::jsonb, $4::jsonb)" \
     " RETURNING id, seq, created_at, metadata, tool_resources), " \
-    "m AS (" \
-    " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
-    "  content, attachments, metadata)" \
-    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
-    "  e->'attachments', e->'metadata'" \
-    " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n), " \
-    "p AS (" \
-    " INSERT INTO public.thread_metadata (owner, key, value, seq)" \
-    " SELECT $1, e.key, e.value #>> '{}', t.seq" \
-    " FROM t, jsonb_each(t.metadata) e" \
-    " WHERE jsonb_typeof(e.value) = 'string') " \
+    NGX_HTTP_THREADS_SQL_THREAD_ROWS \
     "SELECT json_build_object('id', id, 'object', 'thread'," \
     " 'created_at', created_at, 'metadata', metadata," \
     " 'tool_resources', tool_resources)::text " \
@@ -699,24 +706,6 @@
  */
 
 /*
- * A keyed thread's messages ($5) and metadata pairs ($3), after its row
- * in t: the CTEs m and p of both keyed thread creates below.
- */
-#define NGX_HTTP_THREADS_SQL_KEYED_THREAD_ROWS \
-    "m AS (" \
-    " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
-    "  content, attachments, metadata)" \
-    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
-    "  e->'attachments', e->'metadata'" \
-    " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
-    " ORDER BY n), " \
-    "p AS (" \
-    " INSERT INTO public.thread_metadata (owner, key, value, seq)" \
-    " SELECT $1, e.key, e.value #>> '{}', t.seq" \
-    " FROM t, jsonb_each($3::jsonb) e" \
-    " WHERE jsonb_typeof(e.value) = 'string') "
-
-/*
  * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages, $6 the
  * key's ids (a text[] of three), $7 digest (hex), $8 the key's lock.
  */
@@ -737,7 +726,7 @@
     "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
     " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
     " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
-    NGX_HTTP_THREADS_SQL_KEYED_THREAD_ROWS \
+    NGX_HTTP_THREADS_SQL_THREAD_ROWS \
     "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
     " json_build_object('id', s.id, 'object', 'thread'," \
     " 'created_at', s.created_at, 'metadata', $3::jsonb," \
@@ -780,7 +769,7 @@
     "    ($6::text[])[3])" \
     "    AND y.key_digest IS NOT NULL)" \
     " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
-    NGX_HTTP_THREADS_SQL_KEYED_THREAD_ROWS \
+    NGX_HTTP_THREADS_SQL_THREAD_ROWS \
     "SELECT json_build_object('id', $2::text, 'object', 'thread'," \
     " 'created_at', t.created_at, 'metadata', $3::jsonb," \
     " 'tool_resources', $4::jsonb)::text, 'new' FROM t"

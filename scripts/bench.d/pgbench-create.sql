@@ -14,6 +14,6 @@ WITH t AS ( INSERT INTO public.threads (owner, id, created_at, metadata,
  jsonb_array_elements(:messages::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY
  n), p AS ( INSERT INTO public.thread_metadata (owner, key, value, seq)
  SELECT :owner, e.key, e.value #>> '{}', t.seq FROM t,
- jsonb_each(t.metadata) e WHERE jsonb_typeof(e.value) = 'string') SELECT
+ jsonb_each(:metadata::jsonb) e WHERE jsonb_typeof(e.value) = 'string') SELECT
  json_build_object('id', id, 'object', 'thread', 'created_at', created_at,
  'metadata', metadata, 'tool_resources', tool_resources)::text FROM t;
