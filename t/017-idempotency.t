@@ -506,18 +506,10 @@ $scenario{'unavailable'} = sub {
 
 # schema version 2 (scripts/schema.sql before this change), then upgraded
 (my $v2 = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=threads_v2/;
-{
-    (my $admin = ThreadsTest::conninfo()) =~ s/dbname=\S+/dbname=postgres/;
-    local $ENV{TEST_NGINX_PG_CONNINFO} = $admin;
-    psql('DROP DATABASE IF EXISTS threads_v2');
-    psql('CREATE DATABASE threads_v2');
-    $ENV{TEST_NGINX_THREADS_V2_CONNINFO} = $v2;
-}
-sub apply_schema {
-    system('psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $_[0], '-f',
-        'scripts/schema.sql') == 0 or die "schema.sql failed\n";
-}
-apply_schema($v2);
+psql_at('postgres', 'DROP DATABASE IF EXISTS threads_v2');
+psql_at('postgres', 'CREATE DATABASE threads_v2');
+$ENV{TEST_NGINX_THREADS_V2_CONNINFO} = $v2;
+apply_schema('threads_v2');
 {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     # back to version 2: what versions 3 and up added goes
@@ -539,8 +531,8 @@ apply_schema($v2);
 $scenario{'upgrade'} = sub {
     my $r = create('k1', 'up-1', '{}');
     is($r->{status}, 503, 'on a version 2 schema a keyed create is a 503');
-    apply_schema($v2);
-    apply_schema($v2);
+    apply_schema('threads_v2');
+    apply_schema('threads_v2');
     ok(wait_for(sub { $r = create('k1', 'up-1', '{}'); $r->{status} == 200 },
         5), 'scripts/schema.sql (applied twice) upgrades it: keyed creates'
         . ' work');
