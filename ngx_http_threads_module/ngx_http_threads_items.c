@@ -406,7 +406,7 @@ static int
 thr_item(thr_ctx_t *ctx, json_t *v, json_t **out)
 {
     int                     rc;
-    char                   *text;
+    char                   *text = NULL;
     char                    id[sizeof("lsho_") + THR_ID_CHARS];
     size_t                  mark, n;
     json_t                 *type, *res, *given;

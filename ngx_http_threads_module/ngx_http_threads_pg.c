@@ -1727,6 +1727,9 @@ ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc)
     PostgresPollingStatusType     rc;
     ngx_http_threads_pg_pool_t   *pool = &ngx_http_threads_pg_pool;
 
+    /* set by the loop, which runs at least once (for the compiler) */
+    rc = PGRES_POLLING_FAILED;
+
     for (i = 0; i < 64; i++) {
 
         rc = PQconnectPoll(pc->pg);

@@ -17,7 +17,7 @@ use POSIX ();
 
 our @EXPORT = qw(psql psql_at apply_schema try_schema module_statements
     module_sql owner_of seed_thread seed_message api pg_ctl
-    lock_row_in_background nginx_pids fd_count module_backends json
+    lock_row_in_background nginx_pids serving_pid fd_count module_backends json
     random_thread_id wait_for json_matches raw_request slow_factor
     run_scenarios on_citus
     module_waiting_on_lock use_api_defaults $HTTP_CONFIG
@@ -341,6 +341,14 @@ sub nginx_pids {
         push @pids, $f[0] if @f > 3 && $f[3] eq $master;
     }
     return @pids;
+}
+
+# The process that serves requests: the first worker, or the master when
+# nginx runs without one (Test::Nginx's default); undef when it is gone.
+sub serving_pid {
+    my ($master, @workers) = nginx_pids();
+    my $pid = $workers[0] // $master;
+    return defined $pid && -e "/proc/$pid" ? $pid : undef;
 }
 
 sub fd_count {
