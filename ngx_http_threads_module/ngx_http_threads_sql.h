@@ -749,9 +749,12 @@
  * module sends THREAD_CREATE_KEYED, which tells replay, reused and busy
  * apart: a second round trip for retries only.  Its parameters are the
  * full statement's ($1 to $8, below).  The
- * three ids are named one by one: PostgreSQL then plans the generic plan
- * as cheap as a custom one and keeps it (for "= ANY ($6)" it guessed
- * another length, and some sessions planned every statement anew).
+ * ids are named one by one: PostgreSQL then plans the generic plan as
+ * cheap as a custom one and keeps it (for "= ANY ($6)" it guessed another
+ * length, and some sessions planned every statement anew).  This period's
+ * id, ($6)[2], is $2 itself: the primary key's ON CONFLICT finds that
+ * thread without a look-up of its own, so the threads are searched for
+ * the other two periods' ids only.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED_NEW \
     "WITH t AS (" \
@@ -761,8 +764,7 @@
     "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
     " WHERE pg_try_advisory_xact_lock($8::bigint)" \
     "  AND NOT EXISTS (SELECT 1 FROM public.threads x" \
-    "   WHERE x.owner = $1 AND x.id IN (($6::text[])[1], ($6::text[])[2]," \
-    "    ($6::text[])[3])" \
+    "   WHERE x.owner = $1 AND x.id IN (($6::text[])[1], ($6::text[])[3])" \
     "    AND x.key_digest IS NOT NULL)" \
     "  AND NOT EXISTS (SELECT 1 FROM public.thread_tombstones y" \
     "   WHERE y.owner = $1 AND y.id IN (($6::text[])[1], ($6::text[])[2]," \

@@ -13,7 +13,7 @@ WITH t AS ( INSERT INTO public.threads (owner, id, created_at, metadata,
  now()))::bigint, :metadata::jsonb, :tool_resources::jsonb, decode(:digest,
  'hex') WHERE pg_try_advisory_xact_lock(:lock::bigint) AND NOT EXISTS
  (SELECT 1 FROM public.threads x WHERE x.owner = :owner AND x.id IN
- ((:ids::text[])[1], (:ids::text[])[2], (:ids::text[])[3]) AND x.key_digest IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM
+ ((:ids::text[])[1], (:ids::text[])[3]) AND x.key_digest IS NOT NULL) AND NOT EXISTS (SELECT 1 FROM
  public.thread_tombstones y WHERE y.owner = :owner AND y.id IN
  ((:ids::text[])[1], (:ids::text[])[2], (:ids::text[])[3]) AND y.key_digest IS NOT NULL) ON CONFLICT DO NOTHING
  RETURNING seq, created_at), m AS ( INSERT INTO public.messages (owner,
