@@ -701,8 +701,12 @@
  *
  * A transaction-scoped advisory lock on the key's hash ($n, a bigint),
  * taken without waiting, tells a request in flight; the primary key and
- * ON CONFLICT DO NOTHING make a second object impossible whatever the
- * timing.
+ * ON CONFLICT DO NOTHING make a second object of one period impossible
+ * whatever the timing.  Across a period's end one window is left: a
+ * statement whose snapshot was taken before another's commit, and whose
+ * lock was taken after it, does not see that object under the last
+ * period's id and creates its own (two requests with one key, racing in
+ * the same milliseconds as the period ends).
  */
 
 /*
