@@ -29,7 +29,7 @@ CONF
 
 # The scrape as { 'name{labels}' => value } and its text.
 sub scrape {
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT};
+    my $port = ThreadsTest::nginx_port();
     my $res = HTTP::Tiny->new(timeout => 10)
         ->get("http://127.0.0.1:$port/metrics");
     my %m;

@@ -143,9 +143,7 @@ $scenario{'big-create'} = sub {
 
     # the same with an Idempotency-Key: stored once, then replayed
     my $keyed = sub {
-        my $k = IO::Socket::INET->new(PeerAddr => '127.0.0.1:'
-            . ($ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984),
-            Timeout => 60) or die "connect: $!";
+        my $k = connect_nginx();
         print $k "POST /v1/threads HTTP/1.1\r\nHost: localhost\r\n"
             . "Authorization: Bearer k-big\r\nIdempotency-Key: big-1\r\n"
             . "Connection: close\r\nContent-Length: " . length($body)

@@ -8,22 +8,20 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
-use IO::Socket::INET;
 use Time::HiRes qw(time sleep);
 use Digest::SHA qw(sha256);
 
 no_shuffle();
 use_api_defaults();
 
-my $PORT = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+my $PORT = ThreadsTest::nginx_port();
 
 # A raw HTTP/1.1 request with any headers (an empty value, a repeated one,
 # bytes HTTP::Tiny would refuse).  send_req returns the socket, read_res
 # its answer: { status, headers (lower-cased names), body (raw), json }.
 sub send_req {
     my (%a) = @_;
-    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$PORT",
-        Timeout => 10) or die "connect: $!";
+    my $sock = connect_nginx();
     my $body = $a{body} // '';
     my $h = "$a{method} $a{path} HTTP/1.1\r\nHost: localhost\r\n"
         . "Connection: close\r\nContent-Type: application/json\r\n"

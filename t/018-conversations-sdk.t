@@ -25,7 +25,7 @@ use_api_defaults();
 add_response_body_check(sub {
     my ($block, $body, $i, $r, $dry) = @_;
     return if $dry;
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $port = ThreadsTest::nginx_port();
     my $out = `node t/sdk/conversations.mjs http://127.0.0.1:$port/v1 $spec 2>&1`;
     is($?, 0, 'the SDK checks pass') or diag($out);
     like($out, qr/^ok \d+ - conversations\.delete$/m, 'the SDK deleted a conversation');

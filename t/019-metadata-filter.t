@@ -63,7 +63,7 @@ sub rows_at_seq {
 # a POST with an Idempotency-Key: (status, body, headers)
 sub keyed_post {
     my ($path, $body, $key, $idem) = @_;
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $port = ThreadsTest::nginx_port();
     my $res = HTTP::Tiny->new(timeout => 10)->request('POST',
         "http://127.0.0.1:$port$path", { headers => {
             Authorization => "Bearer $key", 'Idempotency-Key' => $idem,

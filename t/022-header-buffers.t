@@ -15,8 +15,6 @@
 use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
-use IO::Socket::INET;
-use IO::Select;
 use Time::HiRes qw(time sleep);
 
 BEGIN {
@@ -30,28 +28,6 @@ no_shuffle();
 use_api_defaults();
 
 my %scenario;
-
-sub port { $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984 }
-
-sub connect_nginx {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . port(),
-        Timeout => 5) or die "connect: $!";
-    $s->autoflush(1);
-    return $s;
-}
-
-# Every byte until EOF or $timeout seconds.
-sub read_all {
-    my ($s, $timeout) = @_;
-    my ($buf, $sel, $end) = ('', IO::Select->new($s), time + $timeout);
-    while (time < $end) {
-        $sel->can_read($end - time) or last;
-        my $n = sysread($s, my $chunk, 65536);
-        last unless $n;
-        $buf .= $chunk;
-    }
-    return $buf;
-}
 
 # Two connections that each hold a large header buffer (a header line
 # past the 1k client_header_buffer_size, never finished), closed in the
@@ -83,7 +59,7 @@ sub crossing {
         . "X-Pad: " . ('v' x 6500) . "\r\n\r\n"
         . $start . $rest;
     # a body need not end in a newline: the next status line follows it
-    my @answers = read_all($s, 10) =~ m{HTTP/1\.1 (\d{3}) }g;
+    my @answers = read_until($s, 10) =~ m{HTTP/1\.1 (\d{3}) }g;
     close $s;
     return @answers;
 }

@@ -7,8 +7,6 @@ use lib 't/lib';
 use Test::Nginx::Socket 'no_plan';
 use ThreadsTest;
 use FaultsTest;
-use IO::Socket::INET;
-use IO::Select;
 use JSON::PP ();
 use Time::HiRes qw(time sleep);
 
@@ -53,29 +51,6 @@ our $BIG_HEADERS = <<'CONF';
 CONF
 
 my $J = JSON::PP->new->utf8->canonical;
-
-sub connect_nginx {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . port(),
-        Timeout => 5) or die "connect: $!";
-    $s->autoflush(1);
-    return $s;
-}
-
-# Reads from $s until $done->($buf) or EOF or $timeout seconds.
-sub read_until {
-    my ($s, $timeout, $done) = @_;
-    my $buf = '';
-    my $sel = IO::Select->new($s);
-    my $end = time + $timeout;
-    while (time < $end) {
-        last if $done && $done->($buf);
-        $sel->can_read($end - time) or last;
-        my $n = sysread($s, my $chunk, 65536);
-        last unless $n;
-        $buf .= $chunk;
-    }
-    return $buf;
-}
 
 # A whole response: status, headers (lower-case names), decoded body.
 sub parse {

@@ -37,7 +37,7 @@ sub pg_bin {
     $ENV{TEST_NGINX_PG_BIN} or die "TEST_NGINX_PG_BIN is not set\n";
 }
 
-sub port { $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984 }
+sub port { ThreadsTest::nginx_port() }
 
 # Runs a command (as the postgres user when we are root) with its output
 # in $log (or /dev/null); kills it after $timeout seconds.  True on success.

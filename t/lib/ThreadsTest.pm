@@ -18,7 +18,8 @@ use POSIX ();
 our @EXPORT = qw(psql psql_at apply_schema try_schema module_statements
     module_sql owner_of seed_thread seed_message api pg_ctl
     lock_row_in_background nginx_pids serving_pid fd_count module_backends json
-    random_thread_id wait_for json_matches raw_request slow_factor
+    random_thread_id wait_for json_matches raw_request connect_nginx
+    read_until slow_factor
     run_scenarios on_citus
     module_waiting_on_lock use_api_defaults $HTTP_CONFIG
     $API_CONFIG);
@@ -257,7 +258,7 @@ sub seed_message {
 # returns (status, decoded-json-or-raw, headers, seconds)
 sub api {
     my ($method, $path, $body, $key, $timeout) = @_;
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
+    my $port = nginx_port();
     my $http = HTTP::Tiny->new(timeout => $timeout // 10);
     my %h;
     $h{Authorization} = "Bearer $key" if defined $key;
@@ -357,18 +358,44 @@ sub fd_count {
     return scalar @fds;
 }
 
+# The port the nginx under test listens on.
+sub nginx_port { $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984 }
+
+# A connection to the nginx under test, nothing sent.
+sub connect_nginx {
+    require IO::Socket::INET;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . nginx_port(),
+        Timeout => 5) or die "connect: $!";
+    $s->autoflush(1);
+    return $s;
+}
+
 # Sends a raw HTTP request and returns the socket without reading.
 sub raw_request {
     my ($method, $path, $body, $key) = @_;
-    require IO::Socket::INET;
-    my $port = $ENV{TEST_NGINX_SERVER_PORT} || $ENV{TEST_NGINX_PORT} || 1984;
-    my $sock = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
-        Timeout => 5) or die "connect: $!";
+    my $sock = connect_nginx();
     $body //= '';
     print $sock "$method $path HTTP/1.1\r\nHost: localhost\r\n"
         . "Authorization: Bearer $key\r\nConnection: close\r\n"
         . "Content-Length: " . length($body) . "\r\n\r\n$body";
     return $sock;
+}
+
+# Reads from $s until $done->($buf) (when given), EOF or $timeout seconds.
+sub read_until {
+    my ($s, $timeout, $done) = @_;
+    require IO::Select;
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $end = time + $timeout;
+    while (time < $end) {
+        last if $done && $done->($buf);
+        $sel->can_read($end - time) or last;
+        my $n = sysread($s, my $chunk, 65536);
+        last unless $n;
+        $buf .= $chunk;
+    }
+    return $buf;
 }
 
 # Timing bounds stretch under valgrind.
