@@ -980,6 +980,7 @@ ngx_http_threads_op_done(ngx_http_threads_pg_query_t *q,
         q->stmt = &ngx_http_threads_stmts[op->stmt];
         q->stmt_index = op->stmt;
         q->retried = 0;
+        q->alone = 0;
         ngx_http_threads_pg_run(q);
         return;
     }

@@ -6,10 +6,14 @@
  * closes it (PQfinish), so nginx's side is freed with ngx_free_connection
  * and never ngx_close_connection.
  *
- * Connections run in libpq's pipeline mode.  Each query is its own sync
- * segment (an error aborts only its own request), sent with its Prepare
- * the first time a connection meets the statement, so that every query
- * is one round trip.  A connection carries up to `pipeline` queries at
+ * Connections run in libpq's pipeline mode.  Each write is its own sync
+ * segment (its own transaction: an error aborts only its own request);
+ * the reads given to one connection in one pass of the event loop share
+ * one segment, closed when the pass ends, so that they leave in one send
+ * (libpq 15 sends at every Sync).  A read that another read's error
+ * aborted never ran: it goes again in a segment of its own.  Each query
+ * is sent with its Prepare the first time a connection meets the
+ * statement, so that every query is one round trip.  A connection carries up to `pipeline` queries at
  * once, but only when every connection of the pool is busy: until then a
  * new query takes an idle or a new connection, so that one slow query
  * (a lock wait) delays nobody else.
@@ -87,6 +91,9 @@ typedef struct {
     unsigned                       reprepare:1;   /* the server forgot */
     unsigned                       check:1;  /* the schema version */
     unsigned                       writes:1; /* counted in nwrites */
+    unsigned                       synced:1; /* a Sync follows it */
+    unsigned                       aborted:1; /* another's error: not run */
+    unsigned                       group:1;  /* only the Sync of reads */
 } ngx_http_threads_pg_slot_t;
 
 
@@ -99,8 +106,11 @@ struct ngx_http_threads_pg_conn_s {
     ngx_event_t                    flush;    /* posted: send what is sent */
     ngx_http_threads_pg_state_e    state;
     ngx_queue_t                    inflight; /* slots, oldest first */
-    ngx_uint_t                     ninflight;
+    ngx_uint_t                     ninflight; /* slots, with group */
+    ngx_uint_t                     nsyncs;   /* of those, reads' Syncs */
     ngx_uint_t                     nwrites;  /* of those, writes */
+    /* the Sync that ends this pass's reads, counted in ninflight */
+    ngx_http_threads_pg_slot_t    *group;
     uint64_t                       prepared; /* bit per statement */
     unsigned                       flushing:1;
     unsigned                       corked:1; /* TCP_CORK until the flush */
@@ -161,6 +171,7 @@ static void ngx_http_threads_pg_unregister(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_event(ngx_event_t *ev);
 static void ngx_http_threads_pg_timeout(ngx_event_t *ev);
 static void ngx_http_threads_pg_flush(ngx_event_t *ev);
+static ngx_int_t ngx_http_threads_pg_group_end(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_poll(ngx_http_threads_pg_conn_t *pc);
 static void ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc);
 static ngx_int_t ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
@@ -322,14 +333,15 @@ ngx_http_threads_pg_take_busy(void)
     {
         pc = ngx_queue_data(q, ngx_http_threads_pg_conn_t, queue);
 
+        /* a reads' Sync is no query: it counts for neither */
         if (pc->state != NGX_HTTP_THREADS_PG_BUSY
             || pc->checking
-            || pc->ninflight >= pool->conf->pipeline)
+            || pc->ninflight - pc->nsyncs >= pool->conf->pipeline)
         {
             continue;
         }
 
-        load = pc->ninflight
+        load = pc->ninflight - pc->nsyncs
                + (NGX_HTTP_THREADS_PG_WRITE_WEIGHT - 1) * pc->nwrites;
 
         if (best == NULL || load < best_load) {
@@ -931,7 +943,7 @@ ngx_http_threads_pg_assign(ngx_http_threads_pg_conn_t *pc)
      */
     while (!ngx_queue_empty(&pool->waiting)
            && !pc->checking
-           && pc->ninflight < pool->conf->pipeline
+           && pc->ninflight - pc->nsyncs < pool->conf->pipeline
            && (pc->ninflight == 0
                || pool->nwaiting > pool->nconnecting + pool->nchecking))
     {
@@ -1014,8 +1026,9 @@ ngx_http_threads_pg_slot_get(void)
 
 
 /*
- * Puts q on the wire as its own sync segment, with a Prepare in front the
- * first time this connection meets the statement.  NGX_ERROR: the
+ * Puts q on the wire, with a Prepare in front the first time this
+ * connection meets the statement: a write as its own sync segment, a read
+ * in this pass's segment of reads (the flush ends it).  NGX_ERROR: the
  * connection is broken; q is on it, not sent, and the caller's
  * ngx_http_threads_pg_fail() retries it elsewhere.
  */
@@ -1025,14 +1038,34 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 {
     int                                rc;
     uint64_t                           bit;
-    ngx_http_threads_pg_slot_t        *slot;
+    ngx_uint_t                         own_sync, first;
+    ngx_http_threads_pg_slot_t        *slot, *group;
     ngx_http_threads_pg_pool_t        *pool = &ngx_http_threads_pg_pool;
     const ngx_http_threads_pg_stmt_t  *stmt = q->stmt;
+
+    own_sync = stmt->writes || q->alone || pool->conf->pipeline == 1;
+    first = (pc->ninflight == 0);
 
     slot = ngx_http_threads_pg_slot_get();
     if (slot == NULL) {
         ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
         return NGX_OK;
+    }
+
+    if (!own_sync && pc->group == NULL) {
+        /* the first read of this pass here: its segment's Sync */
+        group = ngx_http_threads_pg_slot_get();
+        if (group == NULL) {
+            ngx_queue_insert_head(&pool->free_slots, &slot->queue);
+            ngx_http_threads_pg_finish(q, NGX_HTTP_THREADS_PG_ERROR, NULL);
+            return NGX_OK;
+        }
+
+        group->synced = 1;
+        group->group = 1;
+        pc->group = group;
+        pc->ninflight++;
+        pc->nsyncs++;
     }
 
     bit = (uint64_t) 1 << q->stmt_index;
@@ -1041,23 +1074,15 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
     slot->sent = ngx_http_threads_metrics_now();
     slot->metrics_op = q->metrics_op;
     slot->ends = 1;
+    slot->synced = own_sync;
     rc = 1;
 
-    if (pool->conf->prepare && !(pc->prepared & bit)) {
-        rc = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
-                           NULL);
-        /* set now: the next segment may use it before this one is back */
-        pc->prepared |= bit;
-        slot->prepare = 1;
-        slot->ends = 2;
-    }
-
     /*
-     * libpq 15 sends each sync at once: a second query in this pass of
-     * the event loop corks the socket, so that it and the next ones leave
-     * in one segment when the pass ends (a Unix socket has no cork).
+     * libpq 15 sends each sync at once: a second one in this pass of the
+     * event loop corks the socket, so that it and the next ones leave in
+     * one segment when the pass ends (a Unix socket has no cork).
      */
-    if (rc && pc->flush.posted && !pc->corked && !pc->unix_socket) {
+    if (own_sync && pc->flush.posted && !pc->corked && !pc->unix_socket) {
         int  on = 1;
 
         if (setsockopt(PQsocket(pc->pg), IPPROTO_TCP, TCP_CORK, &on,
@@ -1070,6 +1095,20 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
         }
     }
 
+    /* the reads before a write end their segment first */
+    if (own_sync && pc->group) {
+        rc = (ngx_http_threads_pg_group_end(pc) == NGX_OK);
+    }
+
+    if (rc && pool->conf->prepare && !(pc->prepared & bit)) {
+        rc = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
+                           NULL);
+        /* set now: the next segment may use it before this one is back */
+        pc->prepared |= bit;
+        slot->prepare = 1;
+        slot->ends = 2;
+    }
+
     if (rc && pool->conf->prepare) {
         rc = PQsendQueryPrepared(pc->pg, stmt->name, stmt->nparams,
                                  q->values, q->lengths, NULL, 0);
@@ -1080,7 +1119,7 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
                                q->values, q->lengths, NULL, 0);
     }
 
-    if (rc) {
+    if (rc && own_sync) {
         rc = PQpipelineSync(pc->pg);
     }
 
@@ -1103,9 +1142,9 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
     q->sent = 1;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, q->log, 0,
-                   "threads: %ui queries in flight", pc->ninflight);
+                   "threads: %ui queries in flight", pc->ninflight - pc->nsyncs);
 
-    if (pc->ninflight == 1) {
+    if (first) {
         pc->timer.cancelable = 0;
         if (pc->timer.timer_set) {
             ngx_del_timer(&pc->timer);
@@ -1128,13 +1167,40 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 }
 
 
+/*
+ * The Sync after this pass's reads: its slot, reserved when the first of
+ * them was sent, goes on the wire behind them.  NGX_ERROR: the connection
+ * is broken (the slot is on it).
+ */
+static ngx_int_t
+ngx_http_threads_pg_group_end(ngx_http_threads_pg_conn_t *pc)
+{
+    ngx_http_threads_pg_slot_t  *group = pc->group;
+
+    pc->group = NULL;
+    ngx_queue_insert_tail(&pc->inflight, &group->queue);
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_http_threads_pg_pool.log, 0,
+                   "threads: reads' segment ends");
+
+    return PQpipelineSync(pc->pg) ? NGX_OK : NGX_ERROR;
+}
+
+
 static void
 ngx_http_threads_pg_flush(ngx_event_t *ev)
 {
     int                          rc;
     ngx_http_threads_pg_conn_t  *pc = ev->data;
 
-    rc = pc->flushing ? PQflush(pc->pg) : 0;
+    rc = 0;
+
+    if (pc->group && ngx_http_threads_pg_group_end(pc) != NGX_OK) {
+        rc = -1;
+
+    } else if (pc->flushing) {
+        rc = PQflush(pc->pg);
+    }
 
     if (pc->corked) {
         int  off = 0;
@@ -1220,14 +1286,25 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
     st = PQresultStatus(res);
     sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     log = slot->query ? slot->query->log : pool->log;
-    name = slot->check ? "schema check" : pool->stmts[slot->stmt_index].name;
-
-    slot->error = 1;
+    name = slot->check ? "schema check"
+           : slot->group ? "Sync of reads"
+           : pool->stmts[slot->stmt_index].name;
 
     if (slot->prepare && slot->ends == 2) {
         /* it was never prepared after all */
         pc->prepared &= ~((uint64_t) 1 << slot->stmt_index);
     }
+
+    if (st == PGRES_PIPELINE_ABORTED && !slot->error && !slot->check
+        && PQstatus(pc->pg) != CONNECTION_BAD)
+    {
+        /* an earlier read of its segment failed: this one never ran */
+        slot->aborted = 1;
+        PQclear(res);
+        return NGX_OK;
+    }
+
+    slot->error = 1;
 
     if (st != PGRES_PIPELINE_ABORTED
         && ngx_http_threads_pg_classify(sqlstate)
@@ -1357,7 +1434,7 @@ ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
             return;
         }
 
-        while (pc->ninflight && !PQisBusy(pc->pg)) {
+        while (!ngx_queue_empty(&pc->inflight) && !PQisBusy(pc->pg)) {
             head = ngx_queue_head(&pc->inflight);
             slot = ngx_queue_data(head, ngx_http_threads_pg_slot_t, queue);
 
@@ -1373,6 +1450,15 @@ ngx_http_threads_pg_io(ngx_http_threads_pg_conn_t *pc)
                 }
 
                 slot->ends--;
+
+                /* a read of a segment of reads: the Sync is another slot's */
+                if (slot->ends == 0 && !slot->synced
+                    && ngx_http_threads_pg_slot_done(pc, slot) != NGX_OK)
+                {
+                    /* the connection went idle, or was closed */
+                    return;
+                }
+
                 continue;
             }
 
@@ -1432,6 +1518,7 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
 
     ngx_queue_remove(&slot->queue);
     pc->ninflight--;
+    pc->nsyncs -= slot->group;
     pc->nwrites -= slot->writes;
 
     if (slot->sent) {
@@ -1481,16 +1568,29 @@ ngx_http_threads_pg_slot_done(ngx_http_threads_pg_conn_t *pc,
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
                        "threads: database schema version %i", version);
 
-    } else if (q && slot->reprepare && !q->retried) {
+    } else if (q && ((slot->reprepare && !q->retried)
+                     || (slot->aborted && !slot->error && !q->alone)))
+    {
         /*
-         * Once more, prepared again: first in the queue, served by the
-         * assign() below or by the next connection with room, never from
-         * in here, where this connection is still being read.
+         * Once more, prepared again or in a segment of its own: first in
+         * the queue, served by the assign() below or by the next
+         * connection with room, never from in here, where this connection
+         * is still being read.
          */
         PQclear(res);
         ngx_queue_insert_head(&pool->free_slots, &slot->queue);
         q->slot = NULL;
-        q->retried = 1;
+
+        if (slot->aborted && !slot->error) {
+            ngx_log_error(NGX_LOG_INFO, q->log, 0,
+                          "threads: another read's error ended its "
+                          "segment before it ran: sent again, alone");
+            q->alone = 1;
+
+        } else {
+            q->retried = 1;
+        }
+
         q->sent = 0;
         ngx_queue_insert_head(&pool->waiting, &q->queue);
         pool->nwaiting++;
@@ -1572,6 +1672,7 @@ ngx_http_threads_pg_fail(ngx_http_threads_pg_conn_t *pc,
     }
 
     pc->ninflight = 0;
+    pc->nsyncs = 0;
     pc->nwrites = 0;
     ngx_http_threads_pg_close(pc);
 
@@ -1648,6 +1749,12 @@ ngx_http_threads_pg_close(ngx_http_threads_pg_conn_t *pc)
     if (pc->checking) {
         pool->nchecking--;
         pc->checking = 0;
+    }
+
+    if (pc->group) {
+        /* the Sync of reads never ended */
+        ngx_queue_insert_head(&pool->free_slots, &pc->group->queue);
+        pc->group = NULL;
     }
 
     /* queries still on it are forgotten: their requests are going away */
@@ -1833,6 +1940,7 @@ ngx_http_threads_pg_send_check(ngx_http_threads_pg_conn_t *pc)
 
     slot->check = 1;
     slot->ends = 1;
+    slot->synced = 1;
 
     ngx_queue_insert_tail(&pc->inflight, &slot->queue);
     pc->ninflight++;

@@ -99,6 +99,7 @@ struct ngx_http_threads_pg_query_s {
     unsigned                           waiting:1;
     unsigned                           sent:1;   /* handed to libpq */
     unsigned                           retried:1;
+    unsigned                           alone:1;  /* own sync, even a read */
 };
 
 

@@ -97,9 +97,110 @@ sub reads_scenario {
     waitpid $locker, 0;
 }
 
+# Transactions of the test database so far, committed or rolled back (a
+# session's counts arrive when it ends), and the module's sessions, both
+# asked from another database: asking adds no transaction of its own.
+my ($DB) = ThreadsTest::conninfo() =~ /dbname=(\S+)/;
+sub xacts {
+    psql_at('postgres', "SELECT xact_commit + xact_rollback"
+        . " FROM pg_stat_database WHERE datname = '$DB'");
+}
+sub sessions {
+    my ($where) = @_;
+    psql_at('postgres', "SELECT count(*) FROM pg_stat_activity WHERE"
+        . " application_name = 'ngx_http_threads_module'" . ($where // ''));
+}
+
+# The block's own request opened the pool's connection; it closes idle
+# (threads_pg_idle_timeout), so that the scenario starts from none.
+sub pool_empty { ok(wait_for(sub { sessions() == 0 }, 5), 'the pool is empty') }
+
+# Reads given to one connection in one pass of the event loop share one
+# Sync: here eight retrieves wait for the pool's only connection, whose
+# schema check waits on a lock, and go out together once it is done.
+sub segment_scenario {
+    my @threads = map { seed_thread(key => 'k1') } 1 .. 8;
+    pool_empty();
+    sleep 0.5;          # the ended session's counts arrive
+    my $before = xacts();
+    my $locker = hold_in_background(
+        "BEGIN; LOCK TABLE threads_schema IN ACCESS EXCLUSIVE MODE;", 1);
+    my @socks = map { raw_request('GET', "/v1/threads/$_", undef, 'k1') } @threads;
+    ok(wait_for(sub { sessions(" AND wait_event_type = 'Lock'") >= 1 }, 5),
+        'the new connection\'s schema check waits');
+    my @res = read_all(@socks);
+    is_deeply([ map { $_->[0] } @res ], [ (200) x 8 ], 'eight retrieves answered');
+    ok(!(grep { !ref $res[$_][1] || $res[$_][1]{id} ne $threads[$_] } 0 .. 7),
+        'each got its own thread');
+    waitpid $locker, 0;
+    pool_empty();       # the module's session ended: its counts are in
+    sleep 0.5;
+    my $n = xacts() - $before;
+    # two sessions' start-up (each reads the catalogs in a transaction),
+    # the lock holder's, the schema check's, then the reads': 5, not 12
+    cmp_ok($n, '<=', 6, "the eight reads were one transaction, not eight"
+        . " ($n transactions in all)");
+}
+
+# Reads, then a write, then reads, all given to the connection in the
+# same pass: the write ends the reads' segment before its own.
+sub mixed_pass_scenario {
+    my @threads = map { seed_thread(key => 'k1') } 1 .. 5;
+    pool_empty();
+    my $locker = hold_in_background(
+        "BEGIN; LOCK TABLE threads_schema IN ACCESS EXCLUSIVE MODE;", 1);
+    my @reqs = map { [ 'GET', "/v1/threads/$_", undef, 'k1' ] } @threads;
+    splice @reqs, 3, 0, [ 'POST', '/v1/threads', qq({"metadata":{"pass":"$$"}}), 'k1' ];
+    my @socks;
+    for (@reqs) {
+        push @socks, raw_request(@$_);
+        sleep 0.05;     # in this order into the queue
+    }
+    my @res = read_all(@socks);
+    is_deeply([ map { $_->[0] } @res ], [ (200) x 6 ], 'reads and a create answered');
+    is($res[3][1]{metadata}{pass}, $$, 'the create, with its metadata');
+    is(psql("SELECT count(*) FROM threads WHERE metadata->>'pass' = '$$'"), 1,
+        'stored once');
+    ok(!(grep { !ref $res[$_][1] || $res[$_][1]{id} ne $threads[$_ > 3 ? $_ - 1 : $_] }
+        0 .. 2, 4 .. 5), 'each read got its own thread');
+    waitpid $locker, 0;
+}
+
+# A read whose segment another read's error ended never ran: it is sent
+# again alone and answered.  The list waits on a lock past lock_timeout
+# (conninfo options); the retrieves were in its segment, behind it.
+sub aborted_scenario {
+    my @threads = map { seed_thread(key => 'k1') } 1 .. 6;
+    my $t = seed_thread(key => 'k1');
+    pool_empty();
+    my $schema = hold_in_background(
+        "BEGIN; LOCK TABLE threads_schema IN ACCESS EXCLUSIVE MODE;", 0.5);
+    my $messages = hold_in_background(
+        "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE;", 4);
+    my $list = raw_request('GET', "/v1/threads/$t/messages", undef, 'k1');
+    sleep 0.1;
+    my @socks = map { raw_request('GET', "/v1/threads/$_", undef, 'k1') } @threads;
+    my ($l) = read_all($list);
+    my @res = read_all(@socks);
+    isnt($l->[0], 200, "the list failed on the lock ($l->[0])");
+    ok(ref $l->[1] && $l->[1]{error}, 'with a JSON error');
+    is_deeply([ map { $_->[0] } @res ], [ (200) x 6 ],
+        'the retrieves of its segment were answered');
+    ok(!(grep { !ref $res[$_][1] || $res[$_][1]{id} ne $threads[$_] } 0 .. 5),
+        'each with its own thread');
+    waitpid $_, 0 for $schema, $messages;
+}
+
+our $ONE_IDLE = $ONE . "    threads_pg_idle_timeout 200ms;\n";
+(our $ONE_LOCK_TIMEOUT = $ONE_IDLE)
+    =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='-c lock_timeout=1000'"/;
+
 run_scenarios({
     'burst' => \&burst_scenario,
     'reads go behind reads' => \&reads_scenario,
+    'one segment of reads' => \&segment_scenario,
+    'a read aborted by another' => \&aborted_scenario,
+    'reads and a write in one pass' => \&mixed_pass_scenario,
 });
 
 run_tests();
@@ -133,3 +234,52 @@ Authorization: Bearer k1
 --- no_error_log
 [alert]
 [crit]
+
+
+
+=== TEST 3: reads sent together share one Sync (one transaction)
+--- http_config eval: $main::ONE_IDLE
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: one segment of reads
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 4: a read that another read's error aborted is sent again alone
+--- http_config eval: $main::ONE_LOCK_TIMEOUT
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: a read aborted by another
+--- error_code: 404
+--- timeout: 60
+--- log_level: info
+--- error_log
+another read's error ended its segment before it ran: sent again, alone
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 5: reads and a write given to one connection in the same pass
+--- http_config eval: $main::ONE_IDLE
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: reads and a write in one pass
+--- error_code: 404
+--- timeout: 60
+--- no_error_log
+[alert]
+[crit]
+[error]

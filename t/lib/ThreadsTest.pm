@@ -17,7 +17,7 @@ use POSIX ();
 
 our @EXPORT = qw(psql psql_at apply_schema try_schema module_statements
     module_sql owner_of seed_thread seed_message api pg_ctl
-    lock_row_in_background nginx_pids serving_pid fd_count module_backends json
+    lock_row_in_background hold_in_background nginx_pids serving_pid fd_count module_backends json
     random_thread_id wait_for json_matches raw_request connect_nginx
     read_until slow_factor
     run_scenarios on_citus
@@ -298,19 +298,24 @@ sub pg_ctl {
 # Returns once the lock is held; the session ends by itself.
 sub lock_row_in_background {
     my ($id, $seconds) = @_;
+    # by owner too: Citus takes FOR UPDATE on one shard only
+    return hold_in_background("SELECT owner AS o FROM threads WHERE id = "
+        . quote($id) . " \\gset\nBEGIN; SELECT 1 FROM threads WHERE owner = :'o'"
+        . " AND id = " . quote($id) . " FOR UPDATE;", $seconds);
+}
+
+# Runs $sql, which opens a transaction and takes a lock, in a background
+# psql that holds the lock $seconds, then commits.  Returns the pid once
+# the lock is taken.
+sub hold_in_background {
+    my ($sql, $seconds) = @_;
     my $flag = "/tmp/threads-lock-$$-" . int(rand(1e9));
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        # by owner too: Citus takes FOR UPDATE on one shard only
-        my $sql = "SELECT owner AS o FROM threads WHERE id = " . quote($id)
-            . " \\gset\nBEGIN; SELECT 1 FROM threads WHERE owner = :'o'"
-            . " AND id = " . quote($id) . " FOR UPDATE; \\o $flag\n"
-            . "SELECT 1;\n\\o\nSELECT pg_sleep($seconds); COMMIT;";
         open my $p, '|-', 'psql', '-X', '-q', '-d', conninfo()
             or POSIX::_exit(1);
-        print $p $sql, "\n";
+        print $p "$sql \\o $flag\nSELECT 1;\n\\o\nSELECT pg_sleep($seconds); COMMIT;\n";
         close $p;
-        require POSIX;
         POSIX::_exit(0);
     }
     wait_for(sub { -e $flag }, 5) or die "the lock was not taken\n";
