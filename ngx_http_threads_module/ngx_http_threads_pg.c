@@ -10,10 +10,14 @@
  * segment (its own transaction: an error aborts only its own request);
  * the reads given to one connection in one pass of the event loop share
  * one segment, closed when the pass ends, so that they leave in one send
- * (libpq 15 sends at every Sync).  A read that another read's error
+ * (libpq 15 sends at every Sync).  The server answers them together at
+ * the Sync (a Flush after each would keep the connection busy after its
+ * answer, waiting for the Sync, and send the next request elsewhere).  A
+ * read that another read's error
  * aborted never ran: it goes again in a segment of its own.  Each query
  * is sent with its Prepare the first time a connection meets the
- * statement, so that every query is one round trip.  A connection carries up to `pipeline` queries at
+ * statement, so that every query is one round trip; a Prepare starts a
+ * segment, so that only its own failure can undo it.  A connection carries up to `pipeline` queries at
  * once, but only when every connection of the pool is busy: until then a
  * new query takes an idle or a new connection, so that one slow query
  * (a lock wait) delays nobody else.
@@ -62,6 +66,7 @@ typedef enum {
     NGX_HTTP_THREADS_PG_STATEMENT = 0,  /* this statement: a 500 */
     NGX_HTTP_THREADS_PG_SESSION,        /* the session is no good: 503 */
     NGX_HTTP_THREADS_PG_FORGOTTEN,      /* prepared statements gone */
+    NGX_HTTP_THREADS_PG_EXISTS,         /* prepared already */
     NGX_HTTP_THREADS_PG_SCHEMA_OLD      /* missing tables or columns */
 } ngx_http_threads_pg_error_e;
 
@@ -1038,13 +1043,22 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 {
     int                                rc;
     uint64_t                           bit;
-    ngx_uint_t                         own_sync, first;
+    ngx_uint_t                         own_sync, first, prepare, ends_group;
     ngx_http_threads_pg_slot_t        *slot, *group;
     ngx_http_threads_pg_pool_t        *pool = &ngx_http_threads_pg_pool;
     const ngx_http_threads_pg_stmt_t  *stmt = q->stmt;
 
+    bit = (uint64_t) 1 << q->stmt_index;
     own_sync = stmt->writes || q->alone || pool->conf->pipeline == 1;
+    prepare = pool->conf->prepare && !(pc->prepared & bit);
     first = (pc->ninflight == 0);
+
+    /*
+     * A Prepare starts a segment too: aborted by another statement's
+     * error, it would leave its statement unprepared while segments sent
+     * meanwhile execute it.
+     */
+    ends_group = pc->group && (own_sync || prepare);
 
     slot = ngx_http_threads_pg_slot_get();
     if (slot == NULL) {
@@ -1052,8 +1066,10 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
         return NGX_OK;
     }
 
-    if (!own_sync && pc->group == NULL) {
-        /* the first read of this pass here: its segment's Sync */
+    group = NULL;
+
+    if (!own_sync && (pc->group == NULL || ends_group)) {
+        /* a read opens this pass's segment of reads: its Sync */
         group = ngx_http_threads_pg_slot_get();
         if (group == NULL) {
             ngx_queue_insert_head(&pool->free_slots, &slot->queue);
@@ -1063,12 +1079,7 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
 
         group->synced = 1;
         group->group = 1;
-        pc->group = group;
-        pc->ninflight++;
-        pc->nsyncs++;
     }
-
-    bit = (uint64_t) 1 << q->stmt_index;
     slot->stmt_index = q->stmt_index;
     slot->writes = stmt->writes;
     slot->sent = ngx_http_threads_metrics_now();
@@ -1082,7 +1093,9 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
      * event loop corks the socket, so that it and the next ones leave in
      * one segment when the pass ends (a Unix socket has no cork).
      */
-    if (own_sync && pc->flush.posted && !pc->corked && !pc->unix_socket) {
+    if ((own_sync || ends_group)
+        && pc->flush.posted && !pc->corked && !pc->unix_socket)
+    {
         int  on = 1;
 
         if (setsockopt(PQsocket(pc->pg), IPPROTO_TCP, TCP_CORK, &on,
@@ -1095,12 +1108,18 @@ ngx_http_threads_pg_send(ngx_http_threads_pg_conn_t *pc,
         }
     }
 
-    /* the reads before a write end their segment first */
-    if (own_sync && pc->group) {
+    /* the reads before a write or a Prepare end their segment first */
+    if (ends_group) {
         rc = (ngx_http_threads_pg_group_end(pc) == NGX_OK);
     }
 
-    if (rc && pool->conf->prepare && !(pc->prepared & bit)) {
+    if (group) {
+        pc->group = group;
+        pc->ninflight++;
+        pc->nsyncs++;
+    }
+
+    if (rc && prepare) {
         rc = PQsendPrepare(pc->pg, stmt->name, stmt->sql, stmt->nparams,
                            NULL);
         /* set now: the next segment may use it before this one is back */
@@ -1197,8 +1216,10 @@ ngx_http_threads_pg_flush(ngx_event_t *ev)
 
     if (pc->group && ngx_http_threads_pg_group_end(pc) != NGX_OK) {
         rc = -1;
+    }
 
-    } else if (pc->flushing) {
+    /* the Sync's own flush may leave bytes queued: they go on write events */
+    if (rc == 0 && pc->flushing) {
         rc = PQflush(pc->pg);
     }
 
@@ -1254,6 +1275,11 @@ ngx_http_threads_pg_classify(const char *sqlstate)
     /* a pooler's DISCARD ALL or DEALLOCATE: prepare again */
     if (ngx_strcmp(sqlstate, "26000") == 0) {
         return NGX_HTTP_THREADS_PG_FORGOTTEN;
+    }
+
+    /* a Prepare of a statement the session has (after a 26000 above) */
+    if (ngx_strcmp(sqlstate, "42P05") == 0) {
+        return NGX_HTTP_THREADS_PG_EXISTS;
     }
 
     /* undefined table, column, function */
@@ -1362,6 +1388,19 @@ ngx_http_threads_pg_error(ngx_http_threads_pg_conn_t *pc,
                       "threads: the database forgot the prepared statements "
                       "(a pooler's DISCARD ALL?), preparing them again");
         pc->prepared = 0;
+        slot->reprepare = 1;
+        break;
+
+    case NGX_HTTP_THREADS_PG_EXISTS:
+        /*
+         * A 26000 cleared every statement's bit, also of those this
+         * session still has (the 26000 may have followed a Prepare that
+         * failed for its own reasons): it is prepared, once more without.
+         */
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "threads: \"%s\" was prepared already, using it",
+                      name);
+        pc->prepared |= (uint64_t) 1 << slot->stmt_index;
         slot->reprepare = 1;
         break;
 

@@ -142,6 +142,38 @@ sub segment_scenario {
         . " ($n transactions in all)");
 }
 
+# Segments of reads ended so far (the debug log says each).
+sub segment_ends {
+    my $root = $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
+    open my $fh, '<', "$root/logs/error.log" or return 0;
+    return scalar grep { /threads: reads' segment ends/ } <$fh>;
+}
+
+# A Prepare that fails (a lock wait past lock_timeout) while a second
+# execution of its statement is on the wire: that one finds no prepared
+# statement (26000), which clears what the pool knows of every
+# statement; the next Prepare of one the session still has (42P05) is
+# taken as done, and the statement runs.
+sub failed_prepare_scenario {
+    my @threads = map { seed_thread(key => 'k1') } 1 .. 2;
+    my $t = seed_thread(key => 'k1');
+    is(sessions(), 1, 'one session, which has the retrieve prepared');
+    my $messages = hold_in_background(
+        "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE;", 2.5);
+    my $a = raw_request('GET', "/v1/threads/$t/messages", undef, 'k1');
+    sleep 0.3;
+    my $b = raw_request('GET', "/v1/threads/$t/messages?order=desc", undef, 'k1');
+    my ($ra, $rb) = read_all($a, $b);
+    isnt($ra->[0], 200, "the list whose Prepare waited past lock_timeout failed ($ra->[0])");
+    waitpid $messages, 0;
+    my @after = map { [ api('GET', "/v1/threads/$_", undef, 'k1') ] } @threads;
+    is_deeply([ map { $_->[0] } @after ], [ 200, 200 ],
+        'retrieves afterwards are answered (prepared already, used)');
+    my ($st) = api('GET', "/v1/threads/$t/messages", undef, 'k1');
+    is($st, 200, 'and so is the list');
+    is(sessions(), 1, 'on the same session');
+}
+
 # Reads, then a write, then reads, all given to the connection in the
 # same pass: the write ends the reads' segment before its own.
 sub mixed_pass_scenario {
@@ -151,6 +183,7 @@ sub mixed_pass_scenario {
         "BEGIN; LOCK TABLE threads_schema IN ACCESS EXCLUSIVE MODE;", 1);
     my @reqs = map { [ 'GET', "/v1/threads/$_", undef, 'k1' ] } @threads;
     splice @reqs, 3, 0, [ 'POST', '/v1/threads', qq({"metadata":{"pass":"$$"}}), 'k1' ];
+    my $ends = segment_ends();
     my @socks;
     for (@reqs) {
         push @socks, raw_request(@$_);
@@ -158,6 +191,8 @@ sub mixed_pass_scenario {
     }
     my @res = read_all(@socks);
     is_deeply([ map { $_->[0] } @res ], [ (200) x 6 ], 'reads and a create answered');
+    is(segment_ends() - $ends, 2, 'the create ended the first reads\' segment'
+        . ' before its own; the pass\'s end the second one\'s');
     is($res[3][1]{metadata}{pass}, $$, 'the create, with its metadata');
     is(psql("SELECT count(*) FROM threads WHERE metadata->>'pass' = '$$'"), 1,
         'stored once');
@@ -194,6 +229,12 @@ sub aborted_scenario {
 our $ONE_IDLE = $ONE . "    threads_pg_idle_timeout 200ms;\n";
 (our $ONE_LOCK_TIMEOUT = $ONE_IDLE)
     =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='-c lock_timeout=1000'"/;
+# the pool's session stays: the retrieve the block's request prepared
+(our $ONE_LOCK_TIMEOUT_KEEP = $ONE)
+    =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='-c lock_timeout=1000'"/;
+# unnamed statements: no Prepare starts a segment of its own, so that the
+# list and the retrieves behind it share one
+our $ONE_LOCK_TIMEOUT_UNNAMED = $ONE_LOCK_TIMEOUT . "    threads_pg_prepare off;\n";
 
 run_scenarios({
     'burst' => \&burst_scenario,
@@ -201,6 +242,7 @@ run_scenarios({
     'one segment of reads' => \&segment_scenario,
     'a read aborted by another' => \&aborted_scenario,
     'reads and a write in one pass' => \&mixed_pass_scenario,
+    'a failed Prepare' => \&failed_prepare_scenario,
 });
 
 run_tests();
@@ -253,7 +295,7 @@ Authorization: Bearer k1
 
 
 === TEST 4: a read that another read's error aborted is sent again alone
---- http_config eval: $main::ONE_LOCK_TIMEOUT
+--- http_config eval: $main::ONE_LOCK_TIMEOUT_UNNAMED
 --- request
 GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
 --- more_headers
@@ -283,3 +325,21 @@ Authorization: Bearer k1
 [alert]
 [crit]
 [error]
+
+
+
+=== TEST 6: a failed Prepare does not leave the session's statements failing
+--- http_config eval: $main::ONE_LOCK_TIMEOUT_KEEP
+--- request
+GET /v1/threads/thread_AAAAAAAAAAAAAAAAAAAAAAAA
+--- more_headers
+Authorization: Bearer k1
+--- scenario: a failed Prepare
+--- error_code: 404
+--- timeout: 60
+--- log_level: warn
+--- error_log
+"threads_thread_retrieve" was prepared already, using it
+--- no_error_log
+[alert]
+[crit]

@@ -399,12 +399,16 @@ sub create_retrieve_step {
 # carried as before.  With $rate, what the server sends reaches its client
 # at that many bytes a second: a slow link.
 sub tcp_proxy_start {
-    my ($listen, $target, $lifetime, $rate) = @_;
+    my ($listen, $target, $lifetime, $rate, $up_rate) = @_;
     require IO::Socket::INET;
     require IO::Select;
     my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
         LocalPort => $listen, Listen => 64, ReuseAddr => 1)
         or die "proxy: cannot listen on $listen: $!\n";
+    # a small fixed receive buffer (no autotuning), inherited by the
+    # accepted sockets: a slow reader holds its clients' sends back
+    setsockopt($srv, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), 65536)
+        if $up_rate;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         my $drop = 0;
@@ -466,8 +470,10 @@ sub tcp_proxy_start {
                     last unless defined $w;
                     $off += $w;
                 }
-                # $rate bytes a second from the server to its client
+                # $rate bytes a second from the server to its client,
+                # $up_rate from the client to its server
                 Time::HiRes::sleep($n / $rate) if $rate && !$pair->[0];
+                Time::HiRes::sleep($n / $up_rate) if $up_rate && $pair->[0];
             }
         }
         POSIX::_exit(0);
