@@ -1199,6 +1199,13 @@ ngx_http_threads_pg_group_end(ngx_http_threads_pg_conn_t *pc)
     pc->group = NULL;
     ngx_queue_insert_tail(&pc->inflight, &group->queue);
 
+    /*
+     * The Sync's own flush may stop at a full socket, and an earlier
+     * PQflush in this pass may have cleared flushing: the rest goes on
+     * write events.
+     */
+    pc->flushing = 1;
+
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_http_threads_pg_pool.log, 0,
                    "threads: reads' segment ends");
 
