@@ -227,11 +227,9 @@ sub aborted_scenario {
 }
 
 our $ONE_IDLE = $ONE . "    threads_pg_idle_timeout 200ms;\n";
-(our $ONE_LOCK_TIMEOUT = $ONE_IDLE)
-    =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='-c lock_timeout=1000'"/;
+our $ONE_LOCK_TIMEOUT = with_conninfo_options($ONE_IDLE, '-c lock_timeout=1000');
 # the pool's session stays: the retrieve the block's request prepared
-(our $ONE_LOCK_TIMEOUT_KEEP = $ONE)
-    =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='-c lock_timeout=1000'"/;
+our $ONE_LOCK_TIMEOUT_KEEP = with_conninfo_options($ONE, '-c lock_timeout=1000');
 # unnamed statements: no Prepare starts a segment of its own, so that the
 # list and the retrieves behind it share one
 our $ONE_LOCK_TIMEOUT_UNNAMED = $ONE_LOCK_TIMEOUT . "    threads_pg_prepare off;\n";

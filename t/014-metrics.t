@@ -423,8 +423,7 @@ GET /metrics
 
 === TEST 5: database errors by SQLSTATE class; lost connections
 --- http_config eval
-(my $c = $::METRICS_HTTP) =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='-c statement_timeout=300'"/;
-$c
+ThreadsTest::with_conninfo_options($::METRICS_HTTP, '-c statement_timeout=300')
 --- config eval: $::METRICS_CONFIG
 --- request
 GET /metrics

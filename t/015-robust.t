@@ -186,21 +186,10 @@ $scenario{'big-create'} = sub {
 $scenario{'big-create-timeout'} = sub {
     my $body = largest_create();
     my $w = worker();
-    my $flag = "/tmp/threads-tlock-$$-" . int(rand(1e9));
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        # held until the answer is in (a slow build may validate for long)
-        $ENV{PGAPPNAME} = 'threads-tlock';
-        open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
-            or POSIX::_exit(1);
-        print $p "BEGIN; LOCK TABLE threads IN SHARE ROW EXCLUSIVE MODE;\n"
-            . "\\o $flag\nSELECT 1;\n\\o\nSELECT pg_sleep(60); COMMIT;\n";
-        close $p;
-        require POSIX;
-        POSIX::_exit(0);
-    }
-    ThreadsTest::wait_for(sub { -e $flag }, 5) or die "no table lock\n";
-    unlink $flag;
+    # held until the answer is in (a slow build may validate for long)
+    my $pid = hold_in_background(
+        "BEGIN; LOCK TABLE threads IN SHARE ROW EXCLUSIVE MODE;", 60,
+        'threads-tlock');
     my $sock = raw_request('POST', '/v1/threads', $body, 'k-slow-big');
     my $reply = do { local $/; <$sock> };
     psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

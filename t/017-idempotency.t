@@ -299,19 +299,8 @@ $scenario{'bad-keys'} = sub {
 $scenario{'in-flight'} = sub {
     my $k = "idem-busy-$$";
     my $o = owner_of($k);
-    my $flag = "/tmp/threads-idem-$$";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
-            or POSIX::_exit(1);
-        print $p "BEGIN; SELECT pg_advisory_xact_lock("
-            . key_lock($o, 'busy-1') . ");\n\\o $flag\nSELECT 1;\n\\o\n"
-            . "SELECT pg_sleep(1.5); COMMIT;\n";
-        close $p;
-        POSIX::_exit(0);
-    }
-    wait_for(sub { -e $flag }, 5) or die "the advisory lock was not taken\n";
-    unlink $flag;
+    my $pid = hold_in_background("BEGIN; SELECT pg_advisory_xact_lock("
+        . key_lock($o, 'busy-1') . ");", 1.5);
     my $r = create($k, 'busy-1', '{}');
     is($r->{status}, 409, 'a key held by a request in flight: 409');
     is($r->{json} && $r->{json}{error}{code}, 'idempotency_key_in_use',
@@ -453,18 +442,7 @@ $scenario{'expiry'} = sub {
 # may still be applied.
 $scenario{'timeout'} = sub {
     my $k = "idem-504-$$";
-    my $flag = "/tmp/threads-idem-lock-$$";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open my $p, '|-', 'psql', '-X', '-q', '-d', ThreadsTest::conninfo()
-            or POSIX::_exit(1);
-        print $p "BEGIN; LOCK TABLE threads IN SHARE MODE;\n\\o $flag\n"
-            . "SELECT 1;\n\\o\nSELECT pg_sleep(1.5); COMMIT;\n";
-        close $p;
-        POSIX::_exit(0);
-    }
-    wait_for(sub { -e $flag }, 5) or die "the table lock was not taken\n";
-    unlink $flag;
+    my $pid = hold_in_background("BEGIN; LOCK TABLE threads IN SHARE MODE;", 1.5);
     my $plain = send_req(method => 'POST', path => '/v1/threads', key => $k,
         body => '{"metadata":{"p":"1"}}');
     my $keyed = send_req(method => 'POST', path => '/v1/threads', key => $k,

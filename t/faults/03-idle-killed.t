@@ -13,8 +13,7 @@ our $PROXY = tcp_proxy_start($ENV{TEST_NGINX_PROXY_PORT}
     $ENV{TEST_NGINX_PG_PORT}, 120);
 END { local $?; tcp_proxy_stop($PROXY) if $PROXY }
 
-our $PROXIED = $ThreadsTest::HTTP_CONFIG
-    =~ s/threads_pg_conninfo "[^"]*"/threads_pg_conninfo "host=127.0.0.1 port=\$TEST_NGINX_PROXY_PORT dbname=threads_faults user=postgres"/r;
+our $PROXIED = proxied_config();
 
 log_level('info');
 no_shuffle();

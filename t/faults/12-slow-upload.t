@@ -19,9 +19,7 @@ our $PROXY = tcp_proxy_start($ENV{TEST_NGINX_PROXY_PORT}
     $ENV{TEST_NGINX_PG_PORT}, 120, 0, 2e6);
 END { local $?; tcp_proxy_stop($PROXY) }
 
-our $CONF = $ThreadsTest::HTTP_CONFIG
-    =~ s/threads_pg_conninfo "[^"]*"/threads_pg_conninfo "host=127.0.0.1 port=\$TEST_NGINX_PROXY_PORT dbname=threads_faults user=postgres"/r
-    . "    threads_pg_pool_size 1;\n    threads_pg_query_timeout 5s;\n";
+our $CONF = proxied_config() . "    threads_pg_pool_size 1;\n    threads_pg_query_timeout 5s;\n";
 
 my %scenario;
 

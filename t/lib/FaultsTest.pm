@@ -23,7 +23,7 @@ our @EXPORT = qw(faults_dir pg_bin run_as_postgres cluster_create
     cluster_start cluster_stop cluster_promote cluster_destroy psql_at
     standby_create failover_pair pgbouncer_start pgbouncer_stop
     run_load http_request worker_pids error_log_text summarize
-    conninfo_at port create_retrieve_step
+    conninfo_at port create_retrieve_step proxied_config
     tcp_proxy_start tcp_proxy_drop tcp_proxy_stop sleep_until);
 
 my $JSON = JSON::PP->new->utf8->canonical;
@@ -390,6 +390,14 @@ sub create_retrieve_step {
     };
 }
 
+# The shared http configuration with the module's conninfo through the
+# TCP proxy on $TEST_NGINX_PROXY_PORT (tcp_proxy_start) to the faults
+# database.
+sub proxied_config {
+    return $ThreadsTest::HTTP_CONFIG
+        =~ s/threads_pg_conninfo "[^"]*"/threads_pg_conninfo "host=127.0.0.1 port=\$TEST_NGINX_PROXY_PORT dbname=threads_faults user=postgres"/r;
+}
+
 # A TCP proxy on 127.0.0.1:$listen to 127.0.0.1:$target, in a process of
 # its own that lives at most $lifetime seconds.  tcp_proxy_drop() makes it
 # end every connection it carries the way a firewall or a load balancer
@@ -397,7 +405,9 @@ sub create_retrieve_step {
 # backend goes away), the client side stays open without a word, and the
 # client's next bytes are answered with a reset.  New connections are
 # carried as before.  With $rate, what the server sends reaches its client
-# at that many bytes a second: a slow link.
+# at that many bytes a second: a slow link; with $up_rate, what the client
+# sends reaches the server so (and the proxy's small receive buffer holds
+# the client's sends back).
 sub tcp_proxy_start {
     my ($listen, $target, $lifetime, $rate, $up_rate) = @_;
     require IO::Socket::INET;

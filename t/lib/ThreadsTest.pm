@@ -17,7 +17,8 @@ use POSIX ();
 
 our @EXPORT = qw(psql psql_at apply_schema try_schema module_statements
     module_sql owner_of seed_thread seed_message api pg_ctl
-    lock_row_in_background hold_in_background nginx_pids serving_pid fd_count module_backends json
+    lock_row_in_background hold_in_background with_conninfo_options
+    nginx_pids serving_pid fd_count module_backends json
     random_thread_id wait_for json_matches raw_request connect_nginx
     read_until slow_factor
     run_scenarios on_citus
@@ -306,12 +307,14 @@ sub lock_row_in_background {
 
 # Runs $sql, which opens a transaction and takes a lock, in a background
 # psql that holds the lock $seconds, then commits.  Returns the pid once
-# the lock is taken.
+# the lock is taken.  With $appname, the session is named so (to be
+# ended early with pg_terminate_backend).
 sub hold_in_background {
-    my ($sql, $seconds) = @_;
+    my ($sql, $seconds, $appname) = @_;
     my $flag = "/tmp/threads-lock-$$-" . int(rand(1e9));
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
+        $ENV{PGAPPNAME} = $appname if defined $appname;
         open my $p, '|-', 'psql', '-X', '-q', '-d', conninfo()
             or POSIX::_exit(1);
         print $p "$sql \\o $flag\nSELECT 1;\n\\o\nSELECT pg_sleep($seconds); COMMIT;\n";
@@ -321,6 +324,12 @@ sub hold_in_background {
     wait_for(sub { -e $flag }, 5) or die "the lock was not taken\n";
     unlink $flag;
     return $pid;
+}
+
+# $conf (an http section) with $options in its conninfo's options.
+sub with_conninfo_options {
+    my ($conf, $options) = @_;
+    return $conf =~ s/threads_pg_conninfo "([^"]*)"/threads_pg_conninfo "$1 options='$options'"/r;
 }
 
 # Polls $cond every 50 ms for up to $seconds; true if it came true.
