@@ -13,11 +13,11 @@
  * (libpq 15 sends at every Sync).  The server answers them together at
  * the Sync (a Flush after each would keep the connection busy after its
  * answer, waiting for the Sync, and send the next request elsewhere).  A
- * read that another read's error
- * aborted never ran: it goes again in a segment of its own.  Each query
- * is sent with its Prepare the first time a connection meets the
- * statement, so that every query is one round trip; a Prepare starts a
- * segment, so that only its own failure can undo it.  A connection carries up to `pipeline` queries at
+ * read that another read's error aborted never ran: it goes again in a
+ * segment of its own.  Each query is sent with its Prepare the first time
+ * a connection meets the statement, so that every query is one round
+ * trip; a Prepare starts a segment, so that only its own failure can undo
+ * it.  A connection carries up to `pipeline` queries at
  * once, but only when every connection of the pool is busy: until then a
  * new query takes an idle or a new connection, so that one slow query
  * (a lock wait) delays nobody else.
