@@ -769,20 +769,20 @@ done:
 /*
  * What a keyed create is checked and stored by: the hex SHA-256 of its
  * method, path and body, which an earlier use of the key must match; the
- * ids of its object in the key's period of life, the one before and the
- * one after (from the owner, the route and the key: the same key makes
- * the same ids, another owner's the ones of no one else); and the lock
- * that tells a request with the key in flight.  It may run in a thread
- * of nginx's pool: its own digest contexts, the algorithm only read.
+ * id of its object (from the owner, the route and the key: the same key
+ * makes the same id, another owner's the id of no one else), whose last
+ * two characters the statement changes for a key used again after it
+ * expired; and the lock that tells a request with the key in flight.  It
+ * may run in a thread of nginx's pool: its own digest contexts, the
+ * algorithm only read.
  */
 static ngx_int_t
 ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
     size_t len)
 {
-    u_char      md[32], epoch[NGX_TIME_T_LEN];
-    int64_t     lock;
-    ngx_str_t   parts[5];
-    ngx_uint_t  i;
+    u_char     md[32];
+    int64_t    lock;
+    ngx_str_t  parts[4];
 
     switch (op->kind) {
 
@@ -816,7 +816,7 @@ ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
 
     *ngx_hex_dump(op->idem_digest, md, sizeof(md)) = '\0';
 
-    /* route, parent, owner, key, period */
+    /* route, parent, owner, key */
     parts[2] = op->owner;
     parts[3] = op->idem_key;
 
@@ -827,17 +827,10 @@ ngx_http_threads_idem_digest(ngx_http_threads_op_t *op, u_char *body,
     ngx_memcpy(&lock, md, sizeof(lock));
     *ngx_sprintf(op->idem_lock, "%L", lock) = '\0';
 
-    for (i = 0; i < 3; i++) {
-        parts[4].data = epoch;
-        parts[4].len = ngx_sprintf(epoch, "%T", op->idem_period + i - 1)
-                       - epoch;
-
-        if (ngx_http_threads_idem_hash(md, parts, 5) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        thr_id_from_hash((char *) op->idem_ids[i], md);
-    }
+    /* generation 0 (the statements' NGX_HTTP_THREADS_SQL_KEY_GEN) */
+    thr_id_from_hash((char *) op->idem_id, md);
+    op->idem_id[THR_ID_CHARS - 2] = 'A';
+    op->idem_id[THR_ID_CHARS - 1] = 'A';
 
     return NGX_OK;
 }
@@ -1022,7 +1015,6 @@ ngx_http_threads_handler(ngx_http_request_t *r)
 
     if (key.len) {
         op->idem_key = key;
-        op->idem_period = ngx_time() / acf->idempotency_ttl;
         *ngx_sprintf(op->idem_ttl, "%T", acf->idempotency_ttl) = '\0';
     }
 

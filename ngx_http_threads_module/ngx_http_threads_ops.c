@@ -156,7 +156,7 @@ static ngx_http_threads_pg_stmt_t  ngx_http_threads_stmts[] = {
     { "threads_conv_filter_ab", NGX_HTTP_THREADS_SQL_CONV_FILTER_AB, 7, 1, 0 },
 
     { "threads_thread_create_keyed_new",
-      NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED_NEW, 8, 1, 1 },
+      NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED_NEW, 7, 1, 1 },
 };
 
 
@@ -267,6 +267,12 @@ ngx_http_threads_ops_init_worker(ngx_cycle_t *cycle,
             ngx_http_threads_stmts[ngx_http_threads_citus_stmts[i].stmt].sql =
                 ngx_http_threads_citus_stmts[i].sql;
         }
+
+        /* the fast keyed create calls the full function: all its eight */
+        ngx_http_threads_stmts[NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED_NEW]
+            .nparams =
+            ngx_http_threads_stmts[NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED]
+            .nparams;
     }
 
     return ngx_http_threads_pg_init_worker(cycle, conf, ngx_http_threads_stmts,
@@ -561,35 +567,12 @@ ngx_http_threads_op_list(ngx_http_threads_op_t *op, const char *args,
 }
 
 
-/*
- * A keyed create of one object: its id is the key's for this period (the
- * handler derived it), and the ids of all three periods go as a text[].
- */
+/* A keyed create of one object: its id is the key's (the handler's). */
 static void
-ngx_http_threads_op_key_ids(ngx_http_threads_op_t *op, u_char *id,
+ngx_http_threads_op_key_id(ngx_http_threads_op_t *op, u_char *id,
     const char *prefix)
 {
-    u_char      *p;
-    size_t       plen;
-    ngx_uint_t   i;
-
-    plen = ngx_strlen(prefix);
-    ngx_memcpy(id + plen, op->idem_ids[1], THR_ID_CHARS);
-
-    p = op->idem_idlist;
-    *p++ = '{';
-
-    for (i = 0; i < 3; i++) {
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, prefix, plen);
-        p = ngx_cpymem(p, op->idem_ids[i], THR_ID_CHARS);
-    }
-
-    *p++ = '}';
-    *p = '\0';
+    ngx_memcpy(id + ngx_strlen(prefix), op->idem_id, THR_ID_CHARS);
 }
 
 
@@ -622,11 +605,11 @@ ngx_http_threads_op_prepare_conv(ngx_http_threads_op_t *op,
         ngx_http_threads_op_param(op, 3, op->conv.items);
 
         if (op->idem_key.len) {
-            ngx_http_threads_op_key_ids(op, op->new_id, "conv_");
+            ngx_http_threads_op_key_id(op, op->new_id, "conv_");
             op->stmt = NGX_HTTP_THREADS_STMT_CONV_CREATE_KEYED;
-            ngx_http_threads_op_param(op, 4, (char *) op->idem_idlist);
-            ngx_http_threads_op_param(op, 5, (char *) op->idem_digest);
-            ngx_http_threads_op_param(op, 6, (char *) op->idem_lock);
+            ngx_http_threads_op_param(op, 4, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_lock);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_ttl);
         }
 
         return THR_OK;
@@ -722,11 +705,12 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         ngx_http_threads_op_param(op, 4, op->body.messages);
 
         if (op->idem_key.len) {
-            ngx_http_threads_op_key_ids(op, op->new_id, "thread_");
+            /* the fast statement sends the first seven */
+            ngx_http_threads_op_key_id(op, op->new_id, "thread_");
             op->stmt = NGX_HTTP_THREADS_STMT_THREAD_CREATE_KEYED_NEW;
-            ngx_http_threads_op_param(op, 5, (char *) op->idem_idlist);
-            ngx_http_threads_op_param(op, 6, (char *) op->idem_digest);
-            ngx_http_threads_op_param(op, 7, (char *) op->idem_lock);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_lock);
+            ngx_http_threads_op_param(op, 7, (char *) op->idem_ttl);
         }
 
         return THR_OK;
@@ -778,12 +762,12 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
 
         if (op->idem_key.len) {
             /* the id in the normalized object too: it is stored */
-            ngx_http_threads_op_key_ids(op, op->new_id, "msg_");
-            ngx_memcpy(op->message + 7 + 4, op->idem_ids[1], THR_ID_CHARS);
+            ngx_http_threads_op_key_id(op, op->new_id, "msg_");
+            ngx_memcpy(op->message + 7 + 4, op->idem_id, THR_ID_CHARS);
             op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED;
-            ngx_http_threads_op_param(op, 4, (char *) op->idem_idlist);
-            ngx_http_threads_op_param(op, 5, (char *) op->idem_digest);
-            ngx_http_threads_op_param(op, 6, (char *) op->idem_lock);
+            ngx_http_threads_op_param(op, 4, (char *) op->idem_digest);
+            ngx_http_threads_op_param(op, 5, (char *) op->idem_lock);
+            ngx_http_threads_op_param(op, 6, (char *) op->idem_ttl);
         }
 
         return THR_OK;

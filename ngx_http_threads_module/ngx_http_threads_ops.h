@@ -84,20 +84,15 @@ typedef struct {
     /*
      * A create's Idempotency-Key, set by the handler (key NUL-terminated,
      * checked; len 0: none), with the digest of its method, path and body
-     * (hex SHA-256), how long it is kept (seconds, as text) and the
-     * period of its life this is (time / ttl).  Then, with the digest: the
-     * object's id characters for the periods before, now and after, and
-     * the key's advisory lock (a bigint, as text).
+     * (hex SHA-256) and how long it is kept (seconds, as text).  Then,
+     * with the digest: the id characters of the key's object (generation
+     * 0, ending "AA"), and the key's advisory lock (a bigint, as text).
      */
     ngx_str_t                     idem_key;
     u_char                        idem_digest[2 * 32 + 1];
     u_char                        idem_ttl[NGX_TIME_T_LEN + 1];
-    time_t                        idem_period;
-    u_char                        idem_ids[3][THR_ID_CHARS];
+    u_char                        idem_id[THR_ID_CHARS];
     u_char                        idem_lock[NGX_INT64_LEN + 1];
-    /* {id,id,id}: the ids with their prefix, as a text[] */
-    u_char                        idem_idlist[3 * (sizeof("thread_")
-                                                   + THR_ID_CHARS) + 3];
 
     ngx_uint_t                    stmt;
     const char                   *values[NGX_HTTP_THREADS_MAX_PARAMS];

@@ -52,10 +52,10 @@
 
 /*
  * The schema version (scripts/schema.sql) the statements need; with
- * threads_pg_citus on, the write functions of version 7.
+ * threads_pg_citus on, the write functions of version 9 (keyed creates).
  */
 #define NGX_HTTP_THREADS_PG_SCHEMA        6
-#define NGX_HTTP_THREADS_PG_SCHEMA_CITUS  7
+#define NGX_HTTP_THREADS_PG_SCHEMA_CITUS  9
 
 #define NGX_HTTP_THREADS_PG_SCHEMA_SQL                                       \
     "SELECT coalesce(max(version), 0) FROM public.threads_schema"

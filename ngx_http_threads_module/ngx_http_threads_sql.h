@@ -30,7 +30,7 @@
     "m AS (" \
     " INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata)" \
-    " SELECT $1, $2, e->>'id', t.created_at, e->>'role', e->'content'," \
+    " SELECT $1, t.id, e->>'id', t.created_at, e->>'role', e->'content'," \
     "  e->'attachments', e->'metadata'" \
     " FROM t, jsonb_array_elements($5::jsonb) WITH ORDINALITY AS x(e, n)" \
     " ORDER BY n), " \
@@ -682,127 +682,170 @@
 /*
  * Creates with an Idempotency-Key.  A keyed create of one object (thread,
  * message, conversation) writes nothing beside it: its id is derived from
- * the owner, the key and the period of the key's life (the handler hashes
- * them: floor(time / ttl), so a key lives between one and two ttl), and
- * the digest of its method, path and body is a column of its row
- * (key_digest, NULL for unkeyed rows).  The statement looks for the ids of
- * the period before, this one and the next (a clock a little off on
- * another nginx still finds it) among the rows and their tombstones (a
- * deleted object's key still replays), and creates the object only when
- * none is there.  The row is (body, state):
+ * the owner, the route and the key (the handler hashes them), and the
+ * digest of its method, path and body is a column of its row (key_digest,
+ * NULL for unkeyed rows).  The derived id ends in "AA", generation 0; a
+ * key used again after it expired (its object's created_at more than ttl
+ * seconds old: PostgreSQL's clock, the same for every nginx) makes the
+ * next generation, the same id with its last two characters n's, in the
+ * ids' alphabet (3,844 generations, then the key is "reused" for good).
+ * A key's generations are contiguous: the walk w below reads them from 0
+ * among the rows and their tombstones (a deleted object's key still
+ * replays), one look-up each, until the first missing or live one.  The
+ * row is (body, state):
  *
  *   new     the object was created: body is the answer
- *   replay  an object of this key has this digest: body is its answer,
+ *   replay  the key's live object has this digest: body is its answer,
  *           built again from the same parameters, byte for byte
- *   reused  an object of this key has another digest (body NULL)
+ *   reused  the key's live object has another digest (body NULL)
  *   busy    another statement holds the key right now, or committed it
  *           after this one's snapshot was taken (body NULL): retry later
  *   missing (messages) the thread is not there (body NULL)
  *
- * A transaction-scoped advisory lock on the key's hash ($n, a bigint),
- * taken without waiting, tells a request in flight; the primary key and
- * ON CONFLICT DO NOTHING make a second object of one period impossible
- * whatever the timing.  Across a period's end one window is left: a
- * statement whose snapshot was taken before another's commit, and whose
- * lock was taken after it, does not see that object under the last
- * period's id and creates its own (two requests with one key, racing in
- * the same milliseconds as the period ends).
+ * A transaction-scoped advisory lock on the key's hash, taken without
+ * waiting, tells a request in flight; the primary key and ON CONFLICT DO
+ * NOTHING make a second object of one generation impossible whatever the
+ * timing.
  */
 
+/* The ids' alphabet (ngx_http_threads_id.c), for the generations. */
+#define NGX_HTTP_THREADS_SQL_KEY_ALPHABET \
+    "'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'"
+
+/* The id of generation n (SQL integers) of the key whose id is id. */
+#define NGX_HTTP_THREADS_SQL_KEY_GEN(id, n) \
+    "left(" id "::text, -2)" \
+    " || substr(" NGX_HTTP_THREADS_SQL_KEY_ALPHABET ", (" n ") / 62 + 1, 1)" \
+    " || substr(" NGX_HTTP_THREADS_SQL_KEY_ALPHABET ", (" n ") % 62 + 1, 1)"
+
+/* A key's object of the given id, among the rows and the tombstones (x,
+ * which scope may name). */
+#define NGX_HTTP_THREADS_SQL_KEY_PROBE(table, tomb, scope, id) \
+    "SELECT x.id, x.created_at, x.key_digest FROM public." table " x" \
+    " WHERE x.owner = $1" scope " AND x.id = " id \
+    "  AND x.key_digest IS NOT NULL" \
+    " UNION ALL SELECT x.id, x.created_at, x.key_digest" \
+    " FROM public." tomb " x" \
+    " WHERE x.owner = $1" scope " AND x.id = " id \
+    "  AND x.key_digest IS NOT NULL LIMIT 1"
+
 /*
- * $1 owner, $2 id, $3 metadata, $4 tool_resources, $5 messages, $6 the
- * key's ids (a text[] of three), $7 digest (hex), $8 the key's lock.
+ * That generation has expired: created_at has whole seconds, so a key is
+ * kept more than ttl seconds and at most one more.
+ */
+#define NGX_HTTP_THREADS_SQL_KEY_EXPIRED(at, ttl) \
+    at " < floor(extract(epoch FROM now()))::bigint - " ttl "::bigint"
+
+/*
+ * The lock l; the walk w over the generations of the key whose id is id;
+ * k, the last generation found (none: no row) and whether it expired; g,
+ * the id to create (NULL: none, the key is live or used up).  The caller's
+ * statement begins WITH RECURSIVE.
+ */
+#define NGX_HTTP_THREADS_SQL_KEY_WALK(table, tomb, scope, id, lock, ttl) \
+    "l AS (SELECT pg_try_advisory_xact_lock(" lock "::bigint) AS got), " \
+    "w (n, id, created_at, key_digest) AS (" \
+    " SELECT 0, r.id, r.created_at, r.key_digest FROM (" \
+    NGX_HTTP_THREADS_SQL_KEY_PROBE(table, tomb, scope, id "::text") ") r" \
+    " UNION ALL SELECT w.n + 1, r.id, r.created_at, r.key_digest" \
+    " FROM w, LATERAL (" \
+    NGX_HTTP_THREADS_SQL_KEY_PROBE(table, tomb, scope, \
+        "(" NGX_HTTP_THREADS_SQL_KEY_GEN(id, "w.n + 1") ")") ") r" \
+    " WHERE w.n < 3843" \
+    "  AND " NGX_HTTP_THREADS_SQL_KEY_EXPIRED("w.created_at", ttl) "), " \
+    "k AS (SELECT w.n, w.id, w.created_at, w.key_digest," \
+    " " NGX_HTTP_THREADS_SQL_KEY_EXPIRED("w.created_at", ttl) " AS expired" \
+    " FROM w ORDER BY w.n DESC LIMIT 1), " \
+    "g AS (SELECT CASE WHEN k.n IS NULL THEN " id "::text" \
+    "  WHEN k.expired AND k.n < 3843 THEN " \
+    NGX_HTTP_THREADS_SQL_KEY_GEN(id, "k.n + 1") " END AS id" \
+    " FROM (SELECT 1) o LEFT JOIN k ON true), "
+
+/*
+ * The state, as above, from l, k and the created row (ins, created_at
+ * not NULL when it was made); its id and created_at, the new row's or
+ * the key's live one's.
+ */
+#define NGX_HTTP_THREADS_SQL_KEY_STATE(ins, digest, missing) \
+    " (SELECT CASE WHEN NOT l.got THEN 'busy'" \
+    "  WHEN " ins ".created_at IS NOT NULL THEN 'new'" \
+    "  WHEN k.n IS NOT NULL AND NOT k.expired" \
+    "   AND k.key_digest = decode(" digest ", 'hex') THEN 'replay'" \
+    "  WHEN k.n IS NOT NULL AND NOT k.expired THEN 'reused'" \
+    "  WHEN k.n IS NOT NULL AND g.id IS NULL THEN 'reused'" \
+    missing \
+    "  ELSE 'busy' END AS state," \
+    " COALESCE(" ins ".id, k.id) AS id," \
+    " COALESCE(" ins ".created_at, k.created_at) AS created_at" \
+    " FROM l LEFT JOIN k ON true LEFT JOIN g ON true" \
+    " LEFT JOIN " ins " ON true) s"
+
+/*
+ * $1 owner, $2 the key's id (generation 0), $3 metadata, $4
+ * tool_resources, $5 messages, $6 digest (hex), $7 the key's lock, $8
+ * seconds the key is kept.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED \
-    "WITH l AS (SELECT pg_try_advisory_xact_lock($8::bigint) AS got), " \
-    "k AS (SELECT x.id, x.created_at, x.key_digest FROM public.threads x" \
-    " WHERE x.owner = $1 AND x.id = ANY ($6::text[])" \
-    "  AND x.key_digest IS NOT NULL" \
-    " UNION ALL SELECT y.id, y.created_at, y.key_digest" \
-    " FROM public.thread_tombstones y" \
-    " WHERE y.owner = $1 AND y.id = ANY ($6::text[])" \
-    "  AND y.key_digest IS NOT NULL" \
-    " LIMIT 1), " \
+    "WITH RECURSIVE " \
+    NGX_HTTP_THREADS_SQL_KEY_WALK("threads", "thread_tombstones", "", \
+                                  "$2", "$7", "$8") \
     "t AS (" \
     " INSERT INTO public.threads (owner, id, created_at, metadata," \
     "  tool_resources, key_digest)" \
-    " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint," \
-    "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
-    " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
-    " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
+    " SELECT $1, g.id, floor(extract(epoch FROM now()))::bigint," \
+    "  $3::jsonb, $4::jsonb, decode($6, 'hex')" \
+    " FROM l, g WHERE l.got AND g.id IS NOT NULL" \
+    " ON CONFLICT DO NOTHING RETURNING id, seq, created_at), " \
     NGX_HTTP_THREADS_SQL_THREAD_ROWS \
     "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
     " json_build_object('id', s.id, 'object', 'thread'," \
     " 'created_at', s.created_at, 'metadata', $3::jsonb," \
     " 'tool_resources', $4::jsonb)::text END, s.state " \
-    "FROM (SELECT CASE WHEN NOT l.got THEN 'busy'" \
-    "  WHEN t.created_at IS NOT NULL THEN 'new'" \
-    "  WHEN k.key_digest = decode($7, 'hex') THEN 'replay'" \
-    "  WHEN k.id IS NOT NULL THEN 'reused'" \
-    "  ELSE 'busy' END AS state," \
-    " COALESCE(k.id, $2) AS id," \
-    " COALESCE(t.created_at, k.created_at) AS created_at" \
-    " FROM l LEFT JOIN k ON true LEFT JOIN t ON true) s"
+    "FROM" NGX_HTTP_THREADS_SQL_KEY_STATE("t", "$6", "")
 
 /*
  * The keyed create of a key not seen before, the common case, costs
- * little more than a plain create: the thread goes in only if this
- * statement holds the key's lock and none of the key's ids is a thread or
- * a tombstone, and the row is (body, 'new'), or there is no row.  No row:
- * the key was seen, or is held, or committed after this snapshot, and the
- * module sends THREAD_CREATE_KEYED, which tells replay, reused and busy
- * apart: a second round trip for retries only.  Its parameters are the
- * full statement's ($1 to $8, below).  The
- * ids are named one by one: PostgreSQL then plans the generic plan as
- * cheap as a custom one and keeps it (for "= ANY ($6)" it guessed another
- * length, and some sessions planned every statement anew).  This period's
- * id, ($6)[2], is $2 itself: the primary key's ON CONFLICT finds that
- * thread without a look-up of its own, so the threads are searched for
- * the other two periods' ids only.
+ * little more than a plain create: the thread of generation 0 goes in
+ * only if this statement holds the key's lock and no tombstone has its
+ * id (the primary key's ON CONFLICT finds a live thread of it without a
+ * look-up of its own), and the row is (body, 'new'), or there is no row.
+ * No row: the key was seen, or is held, or committed after this
+ * snapshot, and the module sends THREAD_CREATE_KEYED, which tells
+ * replay, reused, busy and an expired key apart: a second round trip for
+ * retries only.  Its parameters are the full statement's first seven.
  */
 #define NGX_HTTP_THREADS_SQL_THREAD_CREATE_KEYED_NEW \
     "WITH t AS (" \
     " INSERT INTO public.threads (owner, id, created_at, metadata," \
     "  tool_resources, key_digest)" \
     " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint," \
-    "  $3::jsonb, $4::jsonb, decode($7, 'hex')" \
-    " WHERE pg_try_advisory_xact_lock($8::bigint)" \
-    "  AND NOT EXISTS (SELECT 1 FROM public.threads x" \
-    "   WHERE x.owner = $1 AND x.id IN (($6::text[])[1], ($6::text[])[3])" \
-    "    AND x.key_digest IS NOT NULL)" \
+    "  $3::jsonb, $4::jsonb, decode($6, 'hex')" \
+    " WHERE pg_try_advisory_xact_lock($7::bigint)" \
     "  AND NOT EXISTS (SELECT 1 FROM public.thread_tombstones y" \
-    "   WHERE y.owner = $1 AND y.id IN (($6::text[])[1], ($6::text[])[2]," \
-    "    ($6::text[])[3])" \
-    "    AND y.key_digest IS NOT NULL)" \
-    " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
+    "   WHERE y.owner = $1 AND y.id = $2::text)" \
+    " ON CONFLICT DO NOTHING RETURNING id, seq, created_at), " \
     NGX_HTTP_THREADS_SQL_THREAD_ROWS \
     "SELECT json_build_object('id', $2::text, 'object', 'thread'," \
     " 'created_at', t.created_at, 'metadata', $3::jsonb," \
     " 'tool_resources', $4::jsonb)::text, 'new' FROM t"
 
 /*
- * $1 owner, $2 thread, $3 message object, $4 message id, $5 the key's ids,
- * $6 digest, $7 the key's lock.
+ * $1 owner, $2 thread, $3 message object, $4 the key's message id
+ * (generation 0), $5 digest, $6 the key's lock, $7 seconds it is kept.
  */
 #define NGX_HTTP_THREADS_SQL_MESSAGE_CREATE_KEYED \
-    "WITH l AS (SELECT pg_try_advisory_xact_lock($7::bigint) AS got), " \
-    "k AS (SELECT x.id, x.created_at, x.key_digest FROM public.messages x" \
-    " WHERE x.owner = $1 AND x.thread_id = $2 AND x.id = ANY ($5::text[])" \
-    "  AND x.key_digest IS NOT NULL" \
-    " UNION ALL SELECT y.id, y.created_at, y.key_digest" \
-    " FROM public.message_tombstones y" \
-    " WHERE y.owner = $1 AND y.thread_id = $2 AND y.id = ANY ($5::text[])" \
-    "  AND y.key_digest IS NOT NULL" \
-    " LIMIT 1), " \
+    "WITH RECURSIVE " \
+    NGX_HTTP_THREADS_SQL_KEY_WALK("messages", "message_tombstones", \
+                                  " AND x.thread_id = $2", "$4", "$6", "$7") \
     "t AS (SELECT id FROM public.threads WHERE owner = $1 AND id = $2" \
     " FOR KEY SHARE), " \
     "m AS (INSERT INTO public.messages (owner, thread_id, id, created_at, role," \
     "  content, attachments, metadata, key_digest)" \
-    " SELECT $1, $2, $4, floor(extract(epoch FROM now()))::bigint," \
+    " SELECT $1, $2, g.id, floor(extract(epoch FROM now()))::bigint," \
     "  $3::jsonb->>'role', $3::jsonb->'content'," \
-    "  $3::jsonb->'attachments', $3::jsonb->'metadata', decode($6, 'hex')" \
-    " FROM l, t WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
-    " ON CONFLICT DO NOTHING RETURNING created_at) " \
+    "  $3::jsonb->'attachments', $3::jsonb->'metadata', decode($5, 'hex')" \
+    " FROM l, t, g WHERE l.got AND g.id IS NOT NULL" \
+    " ON CONFLICT DO NOTHING RETURNING id, created_at) " \
     "SELECT CASE WHEN s.state IN ('new', 'replay') THEN" \
     " json_build_object('id', s.id, 'object', 'thread.message'," \
     " 'created_at', s.created_at, 'thread_id', $2::text," \
@@ -812,42 +855,29 @@
     " 'assistant_id', NULL::text, 'run_id', NULL::text," \
     " 'attachments', $3::jsonb->'attachments'," \
     " 'metadata', $3::jsonb->'metadata')::text END, s.state " \
-    "FROM (SELECT CASE WHEN NOT l.got THEN 'busy'" \
-    "  WHEN m.created_at IS NOT NULL THEN 'new'" \
-    "  WHEN k.key_digest = decode($6, 'hex') THEN 'replay'" \
-    "  WHEN k.id IS NOT NULL THEN 'reused'" \
-    "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'missing'" \
-    "  ELSE 'busy' END AS state," \
-    " COALESCE(k.id, $4) AS id," \
-    " COALESCE(m.created_at, k.created_at) AS created_at" \
-    " FROM l LEFT JOIN k ON true LEFT JOIN m ON true) s"
+    "FROM" NGX_HTTP_THREADS_SQL_KEY_STATE("m", "$5", \
+        "  WHEN NOT EXISTS (SELECT 1 FROM t) THEN 'missing'")
 
 /*
- * $1 owner, $2 id, $3 metadata, $4 items, $5 the key's ids, $6 digest,
- * $7 the key's lock.
+ * $1 owner, $2 the key's id (generation 0), $3 metadata, $4 items, $5
+ * digest, $6 the key's lock, $7 seconds it is kept.
  */
 #define NGX_HTTP_THREADS_SQL_CONV_CREATE_KEYED \
-    "WITH l AS (SELECT pg_try_advisory_xact_lock($7::bigint) AS got), " \
-    "k AS (SELECT x.id, x.created_at, x.key_digest" \
-    " FROM public.conversations x" \
-    " WHERE x.owner = $1 AND x.id = ANY ($5::text[])" \
-    "  AND x.key_digest IS NOT NULL" \
-    " UNION ALL SELECT y.id, y.created_at, y.key_digest" \
-    " FROM public.conversation_tombstones y" \
-    " WHERE y.owner = $1 AND y.id = ANY ($5::text[])" \
-    "  AND y.key_digest IS NOT NULL" \
-    " LIMIT 1), " \
+    "WITH RECURSIVE " \
+    NGX_HTTP_THREADS_SQL_KEY_WALK("conversations", \
+                                  "conversation_tombstones", "", \
+                                  "$2", "$6", "$7") \
     "c AS (" \
     " INSERT INTO public.conversations (owner, id, created_at, metadata," \
     "  key_digest)" \
-    " SELECT $1, $2, floor(extract(epoch FROM now()))::bigint, $3::jsonb," \
-    "  decode($6, 'hex')" \
-    " FROM l WHERE l.got AND NOT EXISTS (SELECT 1 FROM k)" \
-    " ON CONFLICT DO NOTHING RETURNING seq, created_at), " \
+    " SELECT $1, g.id, floor(extract(epoch FROM now()))::bigint, $3::jsonb," \
+    "  decode($5, 'hex')" \
+    " FROM l, g WHERE l.got AND g.id IS NOT NULL" \
+    " ON CONFLICT DO NOTHING RETURNING id, seq, created_at), " \
     "i AS (" \
     " INSERT INTO public.conversation_items (owner, conversation_id, id," \
     "  created_at, item)" \
-    " SELECT $1, $2, e->>'id', c.created_at, e" \
+    " SELECT $1, c.id, e->>'id', c.created_at, e" \
     " FROM c, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(e, n)" \
     " ORDER BY n), " \
     "p AS (" \
@@ -859,14 +889,7 @@
     " json_build_object('id', s.id, 'object', 'conversation'," \
     " 'created_at', s.created_at, 'metadata', $3::jsonb)::text END," \
     " s.state " \
-    "FROM (SELECT CASE WHEN NOT l.got THEN 'busy'" \
-    "  WHEN c.created_at IS NOT NULL THEN 'new'" \
-    "  WHEN k.key_digest = decode($6, 'hex') THEN 'replay'" \
-    "  WHEN k.id IS NOT NULL THEN 'reused'" \
-    "  ELSE 'busy' END AS state," \
-    " COALESCE(k.id, $2) AS id," \
-    " COALESCE(c.created_at, k.created_at) AS created_at" \
-    " FROM l LEFT JOIN k ON true LEFT JOIN c ON true) s"
+    "FROM" NGX_HTTP_THREADS_SQL_KEY_STATE("c", "$5", "")
 
 /*
  * Items added with a key are several objects whose ids are in the answer:

@@ -1,4 +1,4 @@
--- ngx_http_threads_module storage, schema version 8.
+-- ngx_http_threads_module storage, schema version 9.
 -- Applying this file twice is harmless.
 --
 -- Ready for a distributed PostgreSQL (Citus, multi-tenant pattern): every
@@ -510,124 +510,6 @@ BEGIN
 END
 $$;
 
--- A keyed create's answer: (body, state), as the module's keyed statements
--- say (new, replay, reused, busy, missing).
-CREATE OR REPLACE FUNCTION public.threads_thread_create_keyed(p_owner text,
-    p_id text, p_metadata jsonb, p_tool jsonb, p_messages jsonb,
-    p_ids text[], p_digest text, p_lock bigint)
-RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
-DECLARE
-    k     record;
-    v_seq bigint;
-    v_at  bigint;
-BEGIN
-    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
-        RETURN QUERY SELECT NULL::text, 'busy'::text;
-        RETURN;
-    END IF;
-    SELECT x.id, x.created_at, x.key_digest INTO k FROM public.threads x
-    WHERE x.owner = p_owner AND x.id = ANY (p_ids)
-      AND x.key_digest IS NOT NULL LIMIT 1;
-    IF NOT FOUND THEN
-        SELECT y.id, y.created_at, y.key_digest INTO k
-        FROM public.thread_tombstones y
-        WHERE y.owner = p_owner AND y.id = ANY (p_ids)
-          AND y.key_digest IS NOT NULL LIMIT 1;
-    END IF;
-    IF FOUND THEN
-        IF k.key_digest = decode(p_digest, 'hex') THEN
-            RETURN QUERY SELECT json_build_object('id', k.id,
-                'object', 'thread', 'created_at', k.created_at,
-                'metadata', p_metadata, 'tool_resources', p_tool)::text,
-                'replay'::text;
-        ELSE
-            RETURN QUERY SELECT NULL::text, 'reused'::text;
-        END IF;
-        RETURN;
-    END IF;
-    INSERT INTO public.threads (owner, id, created_at, metadata,
-                                tool_resources, key_digest)
-    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
-            p_metadata, p_tool, decode(p_digest, 'hex'))
-    ON CONFLICT DO NOTHING
-    RETURNING seq, created_at INTO v_seq, v_at;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT NULL::text, 'busy'::text;
-        RETURN;
-    END IF;
-    PERFORM public.threads_messages_add(p_owner, p_id, p_messages, v_at);
-    PERFORM public.threads_thread_pairs(p_owner, p_metadata, v_seq);
-    RETURN QUERY SELECT json_build_object('id', p_id, 'object', 'thread',
-        'created_at', v_at, 'metadata', p_metadata,
-        'tool_resources', p_tool)::text, 'new'::text;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION public.threads_message_create_keyed(p_owner text,
-    p_thread text, p_message jsonb, p_mid text, p_ids text[],
-    p_digest text, p_lock bigint)
-RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
-DECLARE
-    k    record;
-    v_at bigint;
-BEGIN
-    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
-        RETURN QUERY SELECT NULL::text, 'busy'::text;
-        RETURN;
-    END IF;
-    SELECT x.id, x.created_at, x.key_digest INTO k FROM public.messages x
-    WHERE x.owner = p_owner AND x.thread_id = p_thread
-      AND x.id = ANY (p_ids) AND x.key_digest IS NOT NULL LIMIT 1;
-    IF NOT FOUND THEN
-        SELECT y.id, y.created_at, y.key_digest INTO k
-        FROM public.message_tombstones y
-        WHERE y.owner = p_owner AND y.thread_id = p_thread
-          AND y.id = ANY (p_ids) AND y.key_digest IS NOT NULL LIMIT 1;
-    END IF;
-    IF FOUND THEN
-        IF k.key_digest = decode(p_digest, 'hex') THEN
-            v_at := k.created_at;
-            p_mid := k.id;
-            state := 'replay';
-        ELSE
-            RETURN QUERY SELECT NULL::text, 'reused'::text;
-            RETURN;
-        END IF;
-    ELSE
-        PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread
-        FOR KEY SHARE;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT NULL::text, 'missing'::text;
-            RETURN;
-        END IF;
-        INSERT INTO public.messages (owner, thread_id, id, created_at, role,
-                                     content, attachments, metadata,
-                                     key_digest)
-        VALUES (p_owner, p_thread, p_mid,
-                floor(extract(epoch FROM now()))::bigint,
-                p_message->>'role', p_message->'content',
-                p_message->'attachments', p_message->'metadata',
-                decode(p_digest, 'hex'))
-        ON CONFLICT DO NOTHING
-        RETURNING created_at INTO v_at;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT NULL::text, 'busy'::text;
-            RETURN;
-        END IF;
-        state := 'new';
-    END IF;
-    body := json_build_object('id', p_mid, 'object', 'thread.message',
-        'created_at', v_at, 'thread_id', p_thread,
-        'status', 'completed', 'incomplete_details', NULL,
-        'completed_at', v_at, 'incomplete_at', NULL,
-        'role', p_message->>'role', 'content', p_message->'content',
-        'assistant_id', NULL::text, 'run_id', NULL::text,
-        'attachments', p_message->'attachments',
-        'metadata', p_message->'metadata')::text;
-    RETURN NEXT;
-END
-$$;
-
 CREATE OR REPLACE FUNCTION public.threads_conv_create(p_owner text,
     p_id text, p_metadata jsonb, p_items jsonb)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -643,57 +525,6 @@ BEGIN
     PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
     RETURN json_build_object('id', p_id, 'object', 'conversation',
         'created_at', v_at, 'metadata', p_metadata)::text;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION public.threads_conv_create_keyed(p_owner text,
-    p_id text, p_metadata jsonb, p_items jsonb, p_ids text[],
-    p_digest text, p_lock bigint)
-RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
-DECLARE
-    k     record;
-    v_seq bigint;
-    v_at  bigint;
-BEGIN
-    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
-        RETURN QUERY SELECT NULL::text, 'busy'::text;
-        RETURN;
-    END IF;
-    SELECT x.id, x.created_at, x.key_digest INTO k
-    FROM public.conversations x
-    WHERE x.owner = p_owner AND x.id = ANY (p_ids)
-      AND x.key_digest IS NOT NULL LIMIT 1;
-    IF NOT FOUND THEN
-        SELECT y.id, y.created_at, y.key_digest INTO k
-        FROM public.conversation_tombstones y
-        WHERE y.owner = p_owner AND y.id = ANY (p_ids)
-          AND y.key_digest IS NOT NULL LIMIT 1;
-    END IF;
-    IF FOUND THEN
-        IF k.key_digest = decode(p_digest, 'hex') THEN
-            RETURN QUERY SELECT json_build_object('id', k.id,
-                'object', 'conversation', 'created_at', k.created_at,
-                'metadata', p_metadata)::text, 'replay'::text;
-        ELSE
-            RETURN QUERY SELECT NULL::text, 'reused'::text;
-        END IF;
-        RETURN;
-    END IF;
-    INSERT INTO public.conversations (owner, id, created_at, metadata,
-                                      key_digest)
-    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
-            p_metadata, decode(p_digest, 'hex'))
-    ON CONFLICT DO NOTHING
-    RETURNING seq, created_at INTO v_seq, v_at;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT NULL::text, 'busy'::text;
-        RETURN;
-    END IF;
-    PERFORM public.threads_items_add(p_owner, p_id, p_items, v_at);
-    PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
-    RETURN QUERY SELECT json_build_object('id', p_id,
-        'object', 'conversation', 'created_at', v_at,
-        'metadata', p_metadata)::text, 'new'::text;
 END
 $$;
 
@@ -971,6 +802,224 @@ DROP INDEX IF EXISTS conversations_owner_seq;
 DROP INDEX IF EXISTS conversation_items_seq;
 
 INSERT INTO threads_schema (version) VALUES (8) ON CONFLICT DO NOTHING;
+
+-- Version 9: a keyed create's id no longer changes with the period of the
+-- key's life.  The key's object has one id, ending "AA" (generation 0); a
+-- key used again after it expired makes the next generation (the module's
+-- statements say how: NGX_HTTP_THREADS_SQL_KEY_GEN).  Only the Citus
+-- functions change: they take the key's id, digest, lock and ttl where
+-- they took three ids.  Keys used before a module of version 9 are not
+-- found by it: a retry sent across the upgrade may create a second
+-- object.  Version 8 modules fail keyed creates on it with Citus (their
+-- functions are gone): upgrade the modules with the schema.
+DROP FUNCTION IF EXISTS public.threads_thread_create_keyed(text, text,
+    jsonb, jsonb, jsonb, text[], text, bigint);
+DROP FUNCTION IF EXISTS public.threads_message_create_keyed(text, text,
+    jsonb, text, text[], text, bigint);
+DROP FUNCTION IF EXISTS public.threads_conv_create_keyed(text, text,
+    jsonb, jsonb, text[], text, bigint);
+
+-- The id of generation n of the key whose id (generation 0) is p_id.
+CREATE OR REPLACE FUNCTION public.threads_key_gen(p_id text, p_n integer)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT left(p_id, -2)
+        || substr('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789',
+                  p_n / 62 + 1, 1)
+        || substr('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789',
+                  p_n % 62 + 1, 1)
+$$;
+
+-- A key's generations among p_table's rows and p_tomb's tombstones (both
+-- names the callers' constants; p_scope, a constant too, may add
+-- "AND x.thread_id = $3"), from 0 to the first missing or live one: the
+-- live one (live, and its id, created_at and digest), or the id to create
+-- (next_id; NULL when the key is live or used up).
+CREATE OR REPLACE FUNCTION public.threads_key_walk(p_table text,
+    p_tomb text, p_scope text, p_owner text, p_parent text, p_id text,
+    p_ttl bigint, OUT id text, OUT created_at bigint, OUT key_digest bytea,
+    OUT live boolean, OUT next_id text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n   integer := 0;
+    v_id  text := p_id;
+    v_now bigint := floor(extract(epoch FROM now()))::bigint;
+    v_sql text;
+BEGIN
+    v_sql := format('SELECT x.id, x.created_at, x.key_digest FROM public.%I x'
+        ' WHERE x.owner = $1 AND x.id = $2 AND x.key_digest IS NOT NULL %s'
+        ' UNION ALL SELECT x.id, x.created_at, x.key_digest FROM public.%I x'
+        ' WHERE x.owner = $1 AND x.id = $2 AND x.key_digest IS NOT NULL %s'
+        ' LIMIT 1', p_table, p_scope, p_tomb, p_scope);
+    live := false;
+    LOOP
+        EXECUTE v_sql INTO id, created_at, key_digest
+            USING p_owner, v_id, p_parent;
+        IF id IS NULL THEN
+            next_id := v_id;
+            RETURN;
+        END IF;
+        IF created_at >= v_now - p_ttl THEN
+            live := true;
+            RETURN;
+        END IF;
+        IF v_n >= 3843 THEN
+            RETURN;
+        END IF;
+        v_n := v_n + 1;
+        v_id := public.threads_key_gen(p_id, v_n);
+    END LOOP;
+END
+$$;
+
+-- A keyed create's answer: (body, state), as the module's keyed statements
+-- say (new, replay, reused, busy, missing).
+CREATE OR REPLACE FUNCTION public.threads_thread_create_keyed(p_owner text,
+    p_id text, p_metadata jsonb, p_tool jsonb, p_messages jsonb,
+    p_digest text, p_lock bigint, p_ttl bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    k := public.threads_key_walk('threads', 'thread_tombstones', '',
+                                 p_owner, NULL, p_id, p_ttl);
+    IF k.live AND k.key_digest = decode(p_digest, 'hex') THEN
+        RETURN QUERY SELECT json_build_object('id', k.id,
+            'object', 'thread', 'created_at', k.created_at,
+            'metadata', p_metadata, 'tool_resources', p_tool)::text,
+            'replay'::text;
+        RETURN;
+    END IF;
+    IF k.next_id IS NULL THEN
+        RETURN QUERY SELECT NULL::text, 'reused'::text;
+        RETURN;
+    END IF;
+    INSERT INTO public.threads (owner, id, created_at, metadata,
+                                tool_resources, key_digest)
+    VALUES (p_owner, k.next_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, p_tool, decode(p_digest, 'hex'))
+    ON CONFLICT DO NOTHING
+    RETURNING seq, created_at INTO v_seq, v_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_messages_add(p_owner, k.next_id, p_messages,
+                                        v_at);
+    PERFORM public.threads_thread_pairs(p_owner, p_metadata, v_seq);
+    RETURN QUERY SELECT json_build_object('id', k.next_id,
+        'object', 'thread', 'created_at', v_at, 'metadata', p_metadata,
+        'tool_resources', p_tool)::text, 'new'::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_create_keyed(p_owner text,
+    p_thread text, p_message jsonb, p_mid text, p_digest text,
+    p_lock bigint, p_ttl bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k    record;
+    v_at bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    k := public.threads_key_walk('messages', 'message_tombstones',
+                                 'AND x.thread_id = $3', p_owner, p_thread,
+                                 p_mid, p_ttl);
+    IF k.live AND k.key_digest = decode(p_digest, 'hex') THEN
+        v_at := k.created_at;
+        p_mid := k.id;
+        state := 'replay';
+    ELSIF k.next_id IS NULL THEN
+        RETURN QUERY SELECT NULL::text, 'reused'::text;
+        RETURN;
+    ELSE
+        PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread
+        FOR KEY SHARE;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT NULL::text, 'missing'::text;
+            RETURN;
+        END IF;
+        p_mid := k.next_id;
+        INSERT INTO public.messages (owner, thread_id, id, created_at, role,
+                                     content, attachments, metadata,
+                                     key_digest)
+        VALUES (p_owner, p_thread, p_mid,
+                floor(extract(epoch FROM now()))::bigint,
+                p_message->>'role', p_message->'content',
+                p_message->'attachments', p_message->'metadata',
+                decode(p_digest, 'hex'))
+        ON CONFLICT DO NOTHING
+        RETURNING created_at INTO v_at;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT NULL::text, 'busy'::text;
+            RETURN;
+        END IF;
+        state := 'new';
+    END IF;
+    body := json_build_object('id', p_mid, 'object', 'thread.message',
+        'created_at', v_at, 'thread_id', p_thread,
+        'status', 'completed', 'incomplete_details', NULL,
+        'completed_at', v_at, 'incomplete_at', NULL,
+        'role', p_message->>'role', 'content', p_message->'content',
+        'assistant_id', NULL::text, 'run_id', NULL::text,
+        'attachments', p_message->'attachments',
+        'metadata', p_message->'metadata')::text;
+    RETURN NEXT;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_create_keyed(p_owner text,
+    p_id text, p_metadata jsonb, p_items jsonb, p_digest text,
+    p_lock bigint, p_ttl bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    k := public.threads_key_walk('conversations', 'conversation_tombstones',
+                                 '', p_owner, NULL, p_id, p_ttl);
+    IF k.live AND k.key_digest = decode(p_digest, 'hex') THEN
+        RETURN QUERY SELECT json_build_object('id', k.id,
+            'object', 'conversation', 'created_at', k.created_at,
+            'metadata', p_metadata)::text, 'replay'::text;
+        RETURN;
+    END IF;
+    IF k.next_id IS NULL THEN
+        RETURN QUERY SELECT NULL::text, 'reused'::text;
+        RETURN;
+    END IF;
+    INSERT INTO public.conversations (owner, id, created_at, metadata,
+                                      key_digest)
+    VALUES (p_owner, k.next_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, decode(p_digest, 'hex'))
+    ON CONFLICT DO NOTHING
+    RETURNING seq, created_at INTO v_seq, v_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_items_add(p_owner, k.next_id, p_items, v_at);
+    PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
+    RETURN QUERY SELECT json_build_object('id', k.next_id,
+        'object', 'conversation', 'created_at', v_at,
+        'metadata', p_metadata)::text, 'new'::text;
+END
+$$;
+
+INSERT INTO threads_schema (version) VALUES (9) ON CONFLICT DO NOTHING;
 
 
 COMMIT;

@@ -171,8 +171,8 @@ $scenario{'v1-schema'} = sub {
         'k1');
     is(ref $body && $body->{data}[0]{id}, $V1_THREAD,
         'a filtered listing finds it by its old metadata');
-    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 8,
-        'the schema says version 8');
+    is(psql_at('threads_v1', 'SELECT max(version) FROM threads_schema'), 9,
+        'the schema says version 9');
 };
 
 $scenario{'v5-schema'} = sub {
@@ -228,8 +228,8 @@ $scenario{'v5-schema'} = sub {
     is(psql_at('threads_v5', "SELECT count(*) FROM pg_indexes WHERE indexname"
         . " IN ('threads_metadata', 'conversations_metadata')"), 0,
         'the GIN indexes are gone');
-    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 8,
-        'the schema says version 8');
+    is(psql_at('threads_v5', 'SELECT max(version) FROM threads_schema'), 9,
+        'the schema says version 9');
 };
 
 # A version 6 schema serves as it is (version 7 only adds indexes), and
@@ -260,8 +260,8 @@ $scenario{'v6-schema'} = sub {
         'version 6: a delete takes its pairs');
     apply_schema('threads_v6');
     is(psql_at('threads_v6', $seq_indexes), 2, 'scripts/schema.sql adds them');
-    is(psql_at('threads_v6', 'SELECT max(version) FROM threads_schema'), 8,
-        'the schema says version 8');
+    is(psql_at('threads_v6', 'SELECT max(version) FROM threads_schema'), 9,
+        'the schema says version 9');
     # a pair left over (a race between two updates) is found by seq too
     psql_at('threads_v6', "INSERT INTO thread_metadata (owner, key, value,"
         . " seq) SELECT owner, 'stray', 'x', seq FROM threads"

@@ -1,7 +1,8 @@
 # Idempotency-Key on the creates (issue 11): an answer replayed byte for
 # byte, 422 for another body, 409 while the first is in flight, 400 for a
-# malformed key, keys scoped by owner, kept between one and two
-# threads_idempotency_ttl (items: stored answers pruned through an index);
+# malformed key, keys scoped by owner, kept at least
+# threads_idempotency_ttl and then serving a new create of the next
+# generation (items: stored answers pruned through an index);
 # x-should-retry on 503 and 504; conversations and their items; the
 # schema's upgrade from version 2; and the stock Node SDK retrying a create
 # whose response was lost after its commit (t/sdk/idempotency.mjs).
@@ -351,12 +352,22 @@ $scenario{'concurrent'} = sub {
 $scenario{'expiry'} = sub {
     my $k = "idem-ttl-$$";
     my $o = owner_of($k);
-    # periods of 2 s: a key lives from 2 to 4 s; start just after a period
-    # begins, so that the replay at 1.9 s is still in the same one
+    # a ttl of 2 s and created_at in whole seconds: a key lives more than
+    # 2 s and at most 3; start just after a second begins
     my $t0 = time;
-    sleep(2 - ($t0 - 2 * int($t0 / 2)) + 0.05);
+    sleep(1 - ($t0 - int($t0)) + 0.05);
     my $r1 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r1->{status}, 200, 'a keyed create');
+    like($r1->{json}{id}, qr/^thread_\w{22}AA$/, 'its id is generation 0');
+    my $tid = req(method => 'POST', path => '/v1/threads', key => $k,
+        body => '{}')->{json}{id};
+    my $m1 = req(method => 'POST', path => "/v1/threads/$tid/messages",
+        key => $k, idem => 'ttl-m',
+        body => '{"role":"user","content":"one"}');
+    my $c1 = req(method => 'POST', path => '/v1/conversations', key => $k,
+        idem => 'ttl-c', body => '{"metadata":{"v":"1"}}');
+    like($m1->{json}{id} // '', qr/^msg_\w{22}AA$/, 'a keyed message');
+    like($c1->{json}{id} // '', qr/^conv_\w{22}AA$/, 'a keyed conversation');
     sleep 1.9;
     my $r2 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r2->{headers}{'idempotent-replayed'}, 'true',
@@ -364,17 +375,49 @@ $scenario{'expiry'} = sub {
     sleep 0.4;
     my $r3 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r3->{headers}{'idempotent-replayed'}, 'true',
-        'and after it, in the next period');
-    sleep 2.0;
+        'and just after it: a key is kept at least the ttl');
+    sleep 0.9;
     my $r4 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
-    is($r4->{status}, 200, 'two periods on, the key serves a new create');
+    is($r4->{status}, 200, 'expired, the key serves a new create');
     ok(!exists $r4->{headers}{'idempotent-replayed'}, 'not a replay');
-    isnt($r4->{json}{id}, $r1->{json}{id}, 'a new thread');
+    is($r4->{json}{id}, substr($r1->{json}{id}, 0, -2) . 'AB',
+        'a new thread, of generation 1');
     my $r5 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
     is($r5->{headers}{'idempotent-replayed'}, 'true',
         'the key replays the new answer');
     is($r5->{body}, $r4->{body}, 'byte for byte');
-    is(threads_of($k), 2, 'two threads');
+    is(create($k, 'ttl-1', '{"metadata":{"v":"1"}}')->{status}, 422,
+        'the first body is now another body');
+    is(threads_of($k), 3, 'three threads (one unkeyed)');
+    my $m2 = req(method => 'POST', path => "/v1/threads/$tid/messages",
+        key => $k, idem => 'ttl-m',
+        body => '{"role":"user","content":"two"}');
+    is($m2->{status}, 200, 'an expired message key adds a message');
+    is($m2->{json}{id}, substr($m1->{json}{id}, 0, -2) . 'AB',
+        'of generation 1');
+    my $c2 = req(method => 'POST', path => '/v1/conversations', key => $k,
+        idem => 'ttl-c', body => '{"metadata":{"v":"1"}}');
+    ok(!exists $c2->{headers}{'idempotent-replayed'},
+        'an expired conversation key, the same body: not a replay');
+    is($c2->{json}{id}, substr($c1->{json}{id}, 0, -2) . 'AB',
+        'a new conversation, of generation 1');
+
+    # generation 1 deleted: its key still replays, then expires, and the
+    # walk passes a row (0) and a tombstone (1) to make generation 2
+    is(req(method => 'DELETE', path => "/v1/threads/$r4->{json}{id}",
+        key => $k)->{status}, 200, 'generation 1 deleted');
+    my $r6 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
+    is($r6->{headers}{'idempotent-replayed'}, 'true',
+        'its key replays from the tombstone');
+    is($r6->{body}, $r4->{body}, 'byte for byte');
+    sleep 3.1;
+    my $r7 = create($k, 'ttl-1', '{"metadata":{"v":"3"}}');
+    is($r7->{status}, 200, 'expired again: a new create');
+    is($r7->{json}{id}, substr($r1->{json}{id}, 0, -2) . 'AC',
+        'of generation 2');
+    is(create($k, 'ttl-1', '{"metadata":{"v":"3"}}')->{headers}
+        {'idempotent-replayed'}, 'true', 'which the key replays');
+    is(threads_of($k), 3, 'three threads: generations 0 and 2, one unkeyed');
 
     # items keep their answers in idempotency_keys, for the ttl
     my $cid = req(method => 'POST', path => '/v1/conversations', key => $k,
@@ -517,8 +560,8 @@ $scenario{'upgrade'} = sub {
     local $ENV{TEST_NGINX_PG_CONNINFO} = $v2;
     is(psql("SELECT count(*) FROM threads WHERE id = 'thread_" . ('W' x 24)
         . "'"), 1, 'the version 2 data was kept');
-    is(psql('SELECT max(version) FROM threads_schema'), 8,
-        'the schema says version 8');
+    is(psql('SELECT max(version) FROM threads_schema'), 9,
+        'the schema says version 9');
 };
 
 $scenario{'sdk'} = sub {

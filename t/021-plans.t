@@ -41,6 +41,16 @@ CREATE INDEX conversation_items_seq
 DELETE FROM threads_schema WHERE version >= 8;
 SQL
 
+# and its keyed-create functions' signatures (three ids), in their place
+for my $f (['thread', 'text, text, jsonb, jsonb, jsonb'],
+           ['message', 'text, text, jsonb, text'],
+           ['conv', 'text, text, jsonb, jsonb']) {
+    $V7 .= "DROP FUNCTION threads_$f->[0]_create_keyed;\n"
+        . "CREATE FUNCTION threads_$f->[0]_create_keyed($f->[1], text[],"
+        . " text, bigint) RETURNS TABLE (body text, state text)"
+        . " LANGUAGE sql AS 'SELECT NULL::text, NULL::text';\n";
+}
+
 # k1 owns 5,000 threads and conversations (one of each with 5,000
 # messages or items); 50,000 owners one of each, with one message or item
 my $SEED = <<SQL;
@@ -108,8 +118,14 @@ $scenario{'v7'} = sub {
     psql_at($DB, 'DROP INDEX threads_by_seq');
 
     apply_schema($DB);
-    is(psql_at($DB, 'SELECT max(version) FROM threads_schema'), 8,
-        'scripts/schema.sql upgrades it to version 8');
+    is(psql_at($DB, 'SELECT max(version) FROM threads_schema'), 9,
+        'scripts/schema.sql upgrades it to version 9');
+    is(psql_at($DB, "SELECT string_agg(proname || ':' || pronargs, ' '"
+        . " ORDER BY proname) FROM pg_proc WHERE proname LIKE"
+        . " 'threads\\_%\\_create\\_keyed'"),
+        'threads_conv_create_keyed:7 threads_items_create_keyed:6'
+        . ' threads_message_create_keyed:7 threads_thread_create_keyed:8',
+        "version 9's keyed-create functions replace version 7's");
     is(psql_at($DB, "SELECT count(*) FROM pg_indexes WHERE indexname IN"
         . " ('threads_owner_seq', 'messages_thread_seq',"
         . " 'conversations_owner_seq', 'conversation_items_seq')"), 0,

@@ -9,7 +9,7 @@ WITH t AS ( INSERT INTO public.threads (owner, id, created_at, metadata,
  now()))::bigint, :metadata::jsonb, :tool_resources::jsonb) RETURNING id,
  seq, created_at, metadata, tool_resources), m AS ( INSERT INTO
  public.messages (owner, thread_id, id, created_at, role, content,
- attachments, metadata) SELECT :owner, :id, e->>'id', t.created_at,
+ attachments, metadata) SELECT :owner, t.id, e->>'id', t.created_at,
  e->>'role', e->'content', e->'attachments', e->'metadata' FROM t,
  jsonb_array_elements(:messages::jsonb) WITH ORDINALITY AS x(e, n) ORDER BY
  n), p AS ( INSERT INTO public.thread_metadata (owner, key, value, seq)
