@@ -717,7 +717,7 @@ Authorization: Bearer k1
 --- error_code: 503
 --- timeout: 30
 --- error_log eval
-qr/the database has schema version 2, this module needs [67]:/
+qr/the database has schema version 2, this module needs [69]:/
 --- no_error_log
 [alert]
 

@@ -166,6 +166,9 @@ __DATA__
 === TEST 1: skewed owners: version 7's plan, the upgrade, every statement's plan
 --- http_config eval
 (my $c = $ThreadsTest::HTTP_CONFIG) =~ s/\$TEST_NGINX_PG_CONNINFO/\$TEST_NGINX_THREADS_PLANS_CONNINFO/;
+# its own database is plain PostgreSQL, at version 7 first: not Citus'
+# functions of version 9 (scripts/test-citus sets threads_pg_citus on)
+$c =~ s/ *threads_pg_citus on;\n//;
 $c
 --- request
 GET /v1/threads/thread_BBBBBBBBBBBBBBBBBBBBBBB1
