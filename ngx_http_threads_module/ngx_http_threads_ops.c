@@ -761,9 +761,8 @@ ngx_http_threads_op_prepare(ngx_http_threads_op_t *op, const char *input,
         ngx_http_threads_op_param(op, 3, (char *) op->new_id);
 
         if (op->idem_key.len) {
-            /* the id in the normalized object too: it is stored */
+            /* the keyed statement stores $4's id, not the object's */
             ngx_http_threads_op_key_id(op, op->new_id, "msg_");
-            ngx_memcpy(op->message + 7 + 4, op->idem_id, THR_ID_CHARS);
             op->stmt = NGX_HTTP_THREADS_STMT_MESSAGE_CREATE_KEYED;
             ngx_http_threads_op_param(op, 4, (char *) op->idem_digest);
             ngx_http_threads_op_param(op, 5, (char *) op->idem_lock);

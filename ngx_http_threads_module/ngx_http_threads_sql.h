@@ -688,7 +688,8 @@
  * key used again after it expired (its object's created_at more than ttl
  * seconds old: PostgreSQL's clock, the same for every nginx) makes the
  * next generation, the same id with its last two characters n's, in the
- * ids' alphabet (3,844 generations, then the key is "reused" for good).
+ * ids' alphabet.  A key makes 100 generations at most, then is "reused"
+ * for good: the walk's cost stays bounded (200 look-ups at worst).
  * A key's generations are contiguous: the walk w below reads them from 0
  * among the rows and their tombstones (a deleted object's key still
  * replays), one look-up each, until the first missing or live one.  The
@@ -751,13 +752,13 @@
     " FROM w, LATERAL (" \
     NGX_HTTP_THREADS_SQL_KEY_PROBE(table, tomb, scope, \
         "(" NGX_HTTP_THREADS_SQL_KEY_GEN(id, "w.n + 1") ")") ") r" \
-    " WHERE w.n < 3843" \
+    " WHERE w.n < 99" \
     "  AND " NGX_HTTP_THREADS_SQL_KEY_EXPIRED("w.created_at", ttl) "), " \
     "k AS (SELECT w.n, w.id, w.created_at, w.key_digest," \
     " " NGX_HTTP_THREADS_SQL_KEY_EXPIRED("w.created_at", ttl) " AS expired" \
     " FROM w ORDER BY w.n DESC LIMIT 1), " \
     "g AS (SELECT CASE WHEN k.n IS NULL THEN " id "::text" \
-    "  WHEN k.expired AND k.n < 3843 THEN " \
+    "  WHEN k.expired AND k.n < 99 THEN " \
     NGX_HTTP_THREADS_SQL_KEY_GEN(id, "k.n + 1") " END AS id" \
     " FROM (SELECT 1) o LEFT JOIN k ON true), "
 
@@ -822,7 +823,8 @@
     "  $3::jsonb, $4::jsonb, decode($6, 'hex')" \
     " WHERE pg_try_advisory_xact_lock($7::bigint)" \
     "  AND NOT EXISTS (SELECT 1 FROM public.thread_tombstones y" \
-    "   WHERE y.owner = $1 AND y.id = $2::text)" \
+    "   WHERE y.owner = $1 AND y.id = $2::text" \
+    "    AND y.key_digest IS NOT NULL)" \
     " ON CONFLICT DO NOTHING RETURNING id, seq, created_at), " \
     NGX_HTTP_THREADS_SQL_THREAD_ROWS \
     "SELECT json_build_object('id', $2::text, 'object', 'thread'," \
@@ -1593,10 +1595,10 @@
 #define NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_DELETE \
     "SELECT * FROM public.threads_message_delete($1, $2, $3)"
 #define NGX_HTTP_THREADS_SQL_CITUS_THREAD_CREATE_KEYED \
-    "SELECT * FROM public.threads_thread_create_keyed($1, $2, $3, $4, $5," \
+    "SELECT * FROM public.threads_thread_create_by_key($1, $2, $3, $4, $5," \
     " $6, $7, $8)"
 #define NGX_HTTP_THREADS_SQL_CITUS_MESSAGE_CREATE_KEYED \
-    "SELECT * FROM public.threads_message_create_keyed($1, $2, $3, $4, $5," \
+    "SELECT * FROM public.threads_message_create_by_key($1, $2, $3, $4, $5," \
     " $6, $7)"
 #define NGX_HTTP_THREADS_SQL_CITUS_CONV_CREATE \
     "SELECT public.threads_conv_create($1, $2, $3, $4)"
@@ -1611,7 +1613,7 @@
 #define NGX_HTTP_THREADS_SQL_CITUS_THREAD_CONVERT \
     "SELECT * FROM public.threads_thread_convert($1, $2, $3)"
 #define NGX_HTTP_THREADS_SQL_CITUS_CONV_CREATE_KEYED \
-    "SELECT * FROM public.threads_conv_create_keyed($1, $2, $3, $4, $5," \
+    "SELECT * FROM public.threads_conv_create_by_key($1, $2, $3, $4, $5," \
     " $6, $7)"
 #define NGX_HTTP_THREADS_SQL_CITUS_ITEMS_CREATE_KEYED \
     "SELECT * FROM public.threads_items_create_keyed($1, $2, $3, $4, $5," \

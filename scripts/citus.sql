@@ -7,7 +7,7 @@
 -- owner's threads, messages, tombstones, keys, conversations and metadata
 -- pairs are on one shard group; threads_schema, which every connection
 -- reads, is a reference table (a copy on every node).  The writes go
--- through the functions of scripts/schema.sql (version 7) with
+-- through the functions of scripts/schema.sql (version 7, 9) with
 -- threads_pg_citus on.  Tried with Citus 13.2.2 on PostgreSQL 15.20
 -- (see README).
 

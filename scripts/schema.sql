@@ -510,6 +510,124 @@ BEGIN
 END
 $$;
 
+-- A keyed create's answer: (body, state), as the module's keyed statements
+-- say (new, replay, reused, busy, missing).
+CREATE OR REPLACE FUNCTION public.threads_thread_create_keyed(p_owner text,
+    p_id text, p_metadata jsonb, p_tool jsonb, p_messages jsonb,
+    p_ids text[], p_digest text, p_lock bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.id, x.created_at, x.key_digest INTO k FROM public.threads x
+    WHERE x.owner = p_owner AND x.id = ANY (p_ids)
+      AND x.key_digest IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT y.id, y.created_at, y.key_digest INTO k
+        FROM public.thread_tombstones y
+        WHERE y.owner = p_owner AND y.id = ANY (p_ids)
+          AND y.key_digest IS NOT NULL LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        IF k.key_digest = decode(p_digest, 'hex') THEN
+            RETURN QUERY SELECT json_build_object('id', k.id,
+                'object', 'thread', 'created_at', k.created_at,
+                'metadata', p_metadata, 'tool_resources', p_tool)::text,
+                'replay'::text;
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+        END IF;
+        RETURN;
+    END IF;
+    INSERT INTO public.threads (owner, id, created_at, metadata,
+                                tool_resources, key_digest)
+    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, p_tool, decode(p_digest, 'hex'))
+    ON CONFLICT DO NOTHING
+    RETURNING seq, created_at INTO v_seq, v_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_messages_add(p_owner, p_id, p_messages, v_at);
+    PERFORM public.threads_thread_pairs(p_owner, p_metadata, v_seq);
+    RETURN QUERY SELECT json_build_object('id', p_id, 'object', 'thread',
+        'created_at', v_at, 'metadata', p_metadata,
+        'tool_resources', p_tool)::text, 'new'::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_message_create_keyed(p_owner text,
+    p_thread text, p_message jsonb, p_mid text, p_ids text[],
+    p_digest text, p_lock bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k    record;
+    v_at bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.id, x.created_at, x.key_digest INTO k FROM public.messages x
+    WHERE x.owner = p_owner AND x.thread_id = p_thread
+      AND x.id = ANY (p_ids) AND x.key_digest IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT y.id, y.created_at, y.key_digest INTO k
+        FROM public.message_tombstones y
+        WHERE y.owner = p_owner AND y.thread_id = p_thread
+          AND y.id = ANY (p_ids) AND y.key_digest IS NOT NULL LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        IF k.key_digest = decode(p_digest, 'hex') THEN
+            v_at := k.created_at;
+            p_mid := k.id;
+            state := 'replay';
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+            RETURN;
+        END IF;
+    ELSE
+        PERFORM 1 FROM public.threads WHERE owner = p_owner AND id = p_thread
+        FOR KEY SHARE;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT NULL::text, 'missing'::text;
+            RETURN;
+        END IF;
+        INSERT INTO public.messages (owner, thread_id, id, created_at, role,
+                                     content, attachments, metadata,
+                                     key_digest)
+        VALUES (p_owner, p_thread, p_mid,
+                floor(extract(epoch FROM now()))::bigint,
+                p_message->>'role', p_message->'content',
+                p_message->'attachments', p_message->'metadata',
+                decode(p_digest, 'hex'))
+        ON CONFLICT DO NOTHING
+        RETURNING created_at INTO v_at;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT NULL::text, 'busy'::text;
+            RETURN;
+        END IF;
+        state := 'new';
+    END IF;
+    body := json_build_object('id', p_mid, 'object', 'thread.message',
+        'created_at', v_at, 'thread_id', p_thread,
+        'status', 'completed', 'incomplete_details', NULL,
+        'completed_at', v_at, 'incomplete_at', NULL,
+        'role', p_message->>'role', 'content', p_message->'content',
+        'assistant_id', NULL::text, 'run_id', NULL::text,
+        'attachments', p_message->'attachments',
+        'metadata', p_message->'metadata')::text;
+    RETURN NEXT;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION public.threads_conv_create(p_owner text,
     p_id text, p_metadata jsonb, p_items jsonb)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -525,6 +643,57 @@ BEGIN
     PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
     RETURN json_build_object('id', p_id, 'object', 'conversation',
         'created_at', v_at, 'metadata', p_metadata)::text;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.threads_conv_create_keyed(p_owner text,
+    p_id text, p_metadata jsonb, p_items jsonb, p_ids text[],
+    p_digest text, p_lock bigint)
+RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
+DECLARE
+    k     record;
+    v_seq bigint;
+    v_at  bigint;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(p_lock) THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    SELECT x.id, x.created_at, x.key_digest INTO k
+    FROM public.conversations x
+    WHERE x.owner = p_owner AND x.id = ANY (p_ids)
+      AND x.key_digest IS NOT NULL LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT y.id, y.created_at, y.key_digest INTO k
+        FROM public.conversation_tombstones y
+        WHERE y.owner = p_owner AND y.id = ANY (p_ids)
+          AND y.key_digest IS NOT NULL LIMIT 1;
+    END IF;
+    IF FOUND THEN
+        IF k.key_digest = decode(p_digest, 'hex') THEN
+            RETURN QUERY SELECT json_build_object('id', k.id,
+                'object', 'conversation', 'created_at', k.created_at,
+                'metadata', p_metadata)::text, 'replay'::text;
+        ELSE
+            RETURN QUERY SELECT NULL::text, 'reused'::text;
+        END IF;
+        RETURN;
+    END IF;
+    INSERT INTO public.conversations (owner, id, created_at, metadata,
+                                      key_digest)
+    VALUES (p_owner, p_id, floor(extract(epoch FROM now()))::bigint,
+            p_metadata, decode(p_digest, 'hex'))
+    ON CONFLICT DO NOTHING
+    RETURNING seq, created_at INTO v_seq, v_at;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT NULL::text, 'busy'::text;
+        RETURN;
+    END IF;
+    PERFORM public.threads_items_add(p_owner, p_id, p_items, v_at);
+    PERFORM public.threads_conv_pairs(p_owner, p_metadata, v_seq);
+    RETURN QUERY SELECT json_build_object('id', p_id,
+        'object', 'conversation', 'created_at', v_at,
+        'metadata', p_metadata)::text, 'new'::text;
 END
 $$;
 
@@ -807,18 +976,14 @@ INSERT INTO threads_schema (version) VALUES (8) ON CONFLICT DO NOTHING;
 -- key's life.  The key's object has one id, ending "AA" (generation 0); a
 -- key used again after it expired makes the next generation (the module's
 -- statements say how: NGX_HTTP_THREADS_SQL_KEY_GEN).  Only the Citus
--- functions change: they take the key's id, digest, lock and ttl where
--- they took three ids.  Keys used before a module of version 9 are not
--- found by it: a retry sent across the upgrade may create a second
--- object.  Version 8 modules fail keyed creates on it with Citus (their
--- functions are gone): upgrade the modules with the schema.
-DROP FUNCTION IF EXISTS public.threads_thread_create_keyed(text, text,
-    jsonb, jsonb, jsonb, text[], text, bigint);
-DROP FUNCTION IF EXISTS public.threads_message_create_keyed(text, text,
-    jsonb, text, text[], text, bigint);
-DROP FUNCTION IF EXISTS public.threads_conv_create_keyed(text, text,
-    jsonb, jsonb, text[], text, bigint);
-
+-- functions are new: *_create_by_key take the key's id, digest, lock and
+-- ttl where version 7's *_create_keyed took three ids.  Those stay, for
+-- modules that still call them while the others are upgraded (a later
+-- version drops them).  Keys used by a module before the generations are
+-- not found by one after them: a retry sent across the module's upgrade
+-- may create a second object.  A keyed tombstone (key_digest not NULL)
+-- holds its key's generation: prune it and the key may make a second
+-- object.
 -- The id of generation n of the key whose id (generation 0) is p_id.
 CREATE OR REPLACE FUNCTION public.threads_key_gen(p_id text, p_n integer)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -829,15 +994,15 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
                   p_n % 62 + 1, 1)
 $$;
 
--- A key's generations among p_table's rows and p_tomb's tombstones (both
--- names the callers' constants; p_scope, a constant too, may add
--- "AND x.thread_id = $3"), from 0 to the first missing or live one: the
--- live one (live, and its id, created_at and digest), or the id to create
--- (next_id; NULL when the key is live or used up).
-CREATE OR REPLACE FUNCTION public.threads_key_walk(p_table text,
-    p_tomb text, p_scope text, p_owner text, p_parent text, p_id text,
-    p_ttl bigint, OUT id text, OUT created_at bigint, OUT key_digest bytea,
-    OUT live boolean, OUT next_id text)
+-- A key's generations among the rows and tombstones of p_kind ('thread',
+-- 'message' of the thread p_parent, 'conversation'), from 0 to the first
+-- missing or live one, 100 at most: the live one (live, and its id,
+-- created_at and digest), or the id to create (next_id; NULL when the key
+-- is live or used up).  The statements' texts are constants.
+CREATE OR REPLACE FUNCTION public.threads_key_walk(p_kind text,
+    p_owner text, p_parent text, p_id text, p_ttl bigint, OUT id text,
+    OUT created_at bigint, OUT key_digest bytea, OUT live boolean,
+    OUT next_id text)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n   integer := 0;
@@ -845,11 +1010,32 @@ DECLARE
     v_now bigint := floor(extract(epoch FROM now()))::bigint;
     v_sql text;
 BEGIN
-    v_sql := format('SELECT x.id, x.created_at, x.key_digest FROM public.%I x'
-        ' WHERE x.owner = $1 AND x.id = $2 AND x.key_digest IS NOT NULL %s'
-        ' UNION ALL SELECT x.id, x.created_at, x.key_digest FROM public.%I x'
-        ' WHERE x.owner = $1 AND x.id = $2 AND x.key_digest IS NOT NULL %s'
-        ' LIMIT 1', p_table, p_scope, p_tomb, p_scope);
+    v_sql := CASE p_kind
+        WHEN 'thread' THEN
+            'SELECT x.id, x.created_at, x.key_digest FROM public.threads x'
+            ' WHERE x.owner = $1 AND x.id = $2 AND x.key_digest IS NOT NULL'
+            ' UNION ALL SELECT x.id, x.created_at, x.key_digest'
+            ' FROM public.thread_tombstones x WHERE x.owner = $1'
+            ' AND x.id = $2 AND x.key_digest IS NOT NULL LIMIT 1'
+        WHEN 'message' THEN
+            'SELECT x.id, x.created_at, x.key_digest FROM public.messages x'
+            ' WHERE x.owner = $1 AND x.thread_id = $3 AND x.id = $2'
+            ' AND x.key_digest IS NOT NULL'
+            ' UNION ALL SELECT x.id, x.created_at, x.key_digest'
+            ' FROM public.message_tombstones x WHERE x.owner = $1'
+            ' AND x.thread_id = $3 AND x.id = $2'
+            ' AND x.key_digest IS NOT NULL LIMIT 1'
+        WHEN 'conversation' THEN
+            'SELECT x.id, x.created_at, x.key_digest'
+            ' FROM public.conversations x'
+            ' WHERE x.owner = $1 AND x.id = $2 AND x.key_digest IS NOT NULL'
+            ' UNION ALL SELECT x.id, x.created_at, x.key_digest'
+            ' FROM public.conversation_tombstones x WHERE x.owner = $1'
+            ' AND x.id = $2 AND x.key_digest IS NOT NULL LIMIT 1'
+        END;
+    IF v_sql IS NULL THEN
+        RAISE EXCEPTION 'threads_key_walk: no kind %', p_kind;
+    END IF;
     live := false;
     LOOP
         EXECUTE v_sql INTO id, created_at, key_digest
@@ -862,7 +1048,7 @@ BEGIN
             live := true;
             RETURN;
         END IF;
-        IF v_n >= 3843 THEN
+        IF v_n >= 99 THEN
             RETURN;
         END IF;
         v_n := v_n + 1;
@@ -873,7 +1059,7 @@ $$;
 
 -- A keyed create's answer: (body, state), as the module's keyed statements
 -- say (new, replay, reused, busy, missing).
-CREATE OR REPLACE FUNCTION public.threads_thread_create_keyed(p_owner text,
+CREATE OR REPLACE FUNCTION public.threads_thread_create_by_key(p_owner text,
     p_id text, p_metadata jsonb, p_tool jsonb, p_messages jsonb,
     p_digest text, p_lock bigint, p_ttl bigint)
 RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
@@ -886,8 +1072,7 @@ BEGIN
         RETURN QUERY SELECT NULL::text, 'busy'::text;
         RETURN;
     END IF;
-    k := public.threads_key_walk('threads', 'thread_tombstones', '',
-                                 p_owner, NULL, p_id, p_ttl);
+    k := public.threads_key_walk('thread', p_owner, NULL, p_id, p_ttl);
     IF k.live AND k.key_digest = decode(p_digest, 'hex') THEN
         RETURN QUERY SELECT json_build_object('id', k.id,
             'object', 'thread', 'created_at', k.created_at,
@@ -918,7 +1103,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.threads_message_create_keyed(p_owner text,
+CREATE OR REPLACE FUNCTION public.threads_message_create_by_key(p_owner text,
     p_thread text, p_message jsonb, p_mid text, p_digest text,
     p_lock bigint, p_ttl bigint)
 RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
@@ -930,9 +1115,8 @@ BEGIN
         RETURN QUERY SELECT NULL::text, 'busy'::text;
         RETURN;
     END IF;
-    k := public.threads_key_walk('messages', 'message_tombstones',
-                                 'AND x.thread_id = $3', p_owner, p_thread,
-                                 p_mid, p_ttl);
+    k := public.threads_key_walk('message', p_owner, p_thread, p_mid,
+                                 p_ttl);
     IF k.live AND k.key_digest = decode(p_digest, 'hex') THEN
         v_at := k.created_at;
         p_mid := k.id;
@@ -976,7 +1160,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.threads_conv_create_keyed(p_owner text,
+CREATE OR REPLACE FUNCTION public.threads_conv_create_by_key(p_owner text,
     p_id text, p_metadata jsonb, p_items jsonb, p_digest text,
     p_lock bigint, p_ttl bigint)
 RETURNS TABLE (body text, state text) LANGUAGE plpgsql AS $$
@@ -989,8 +1173,8 @@ BEGIN
         RETURN QUERY SELECT NULL::text, 'busy'::text;
         RETURN;
     END IF;
-    k := public.threads_key_walk('conversations', 'conversation_tombstones',
-                                 '', p_owner, NULL, p_id, p_ttl);
+    k := public.threads_key_walk('conversation', p_owner, NULL, p_id,
+                                 p_ttl);
     IF k.live AND k.key_digest = decode(p_digest, 'hex') THEN
         RETURN QUERY SELECT json_build_object('id', k.id,
             'object', 'conversation', 'created_at', k.created_at,

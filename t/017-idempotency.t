@@ -352,10 +352,12 @@ $scenario{'concurrent'} = sub {
 $scenario{'expiry'} = sub {
     my $k = "idem-ttl-$$";
     my $o = owner_of($k);
-    # a ttl of 2 s and created_at in whole seconds: a key lives more than
-    # 2 s and at most 3; start just after a second begins
-    my $t0 = time;
-    sleep(1 - ($t0 - int($t0)) + 0.05);
+    # a ttl of 2 s; time moves by created_at, set back with psql
+    my $age = sub {
+        my ($table, $id, $secs) = @_;
+        psql("UPDATE $table SET created_at = floor(extract(epoch FROM now()))"
+            . "::bigint - $secs WHERE owner = '$o' AND id = '$id'");
+    };
     my $r1 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r1->{status}, 200, 'a keyed create');
     like($r1->{json}{id}, qr/^thread_\w{22}AA$/, 'its id is generation 0');
@@ -368,15 +370,27 @@ $scenario{'expiry'} = sub {
         idem => 'ttl-c', body => '{"metadata":{"v":"1"}}');
     like($m1->{json}{id} // '', qr/^msg_\w{22}AA$/, 'a keyed message');
     like($c1->{json}{id} // '', qr/^conv_\w{22}AA$/, 'a keyed conversation');
-    sleep 1.9;
+    $age->('threads', $r1->{json}{id}, 1);
     my $r2 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
     is($r2->{headers}{'idempotent-replayed'}, 'true',
-        'replayed just before threads_idempotency_ttl');
-    sleep 0.4;
-    my $r3 = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
-    is($r3->{headers}{'idempotent-replayed'}, 'true',
-        'and just after it: a key is kept at least the ttl');
-    sleep 0.9;
+        'replayed a second on, within threads_idempotency_ttl');
+    is($r2->{body} =~ s/"created_at" : \d+/T/r,
+       $r1->{body} =~ s/"created_at" : \d+/T/r, 'the same answer');
+    # created_at exactly ttl seconds back (within one second of the
+    # clock, tried again if it ticked meanwhile): still replayed, so a key
+    # is kept at least the ttl
+    my $edge;
+    for (1 .. 5) {
+        my $t = int(time);
+        $age->('threads', $r1->{json}{id}, 2);
+        $edge = create($k, 'ttl-1', '{"metadata":{"v":"1"}}');
+        last if int(time) == $t;
+    }
+    is($edge->{headers}{'idempotent-replayed'}, 'true',
+        'replayed with created_at ttl seconds back');
+    $age->('threads', $r1->{json}{id}, 4);
+    $age->('messages', $m1->{json}{id}, 4);
+    $age->('conversations', $c1->{json}{id}, 4);
     my $r4 = create($k, 'ttl-1', '{"metadata":{"v":"2"}}');
     is($r4->{status}, 200, 'expired, the key serves a new create');
     ok(!exists $r4->{headers}{'idempotent-replayed'}, 'not a replay');
@@ -410,7 +424,8 @@ $scenario{'expiry'} = sub {
     is($r6->{headers}{'idempotent-replayed'}, 'true',
         'its key replays from the tombstone');
     is($r6->{body}, $r4->{body}, 'byte for byte');
-    sleep 3.1;
+    psql("UPDATE thread_tombstones SET created_at = created_at - 4"
+        . " WHERE owner = '$o' AND id = '$r4->{json}{id}'");
     my $r7 = create($k, 'ttl-1', '{"metadata":{"v":"3"}}');
     is($r7->{status}, 200, 'expired again: a new create');
     is($r7->{json}{id}, substr($r1->{json}{id}, 0, -2) . 'AC',
@@ -418,6 +433,35 @@ $scenario{'expiry'} = sub {
     is(create($k, 'ttl-1', '{"metadata":{"v":"3"}}')->{headers}
         {'idempotent-replayed'}, 'true', 'which the key replays');
     is(threads_of($k), 3, 'three threads: generations 0 and 2, one unkeyed');
+
+    # the fast statement meets a tombstone of generation 0: the whole one
+    # walks on to generation 1
+    my $g = create($k, 'ttl-2', '{}');
+    is(req(method => 'DELETE', path => "/v1/threads/$g->{json}{id}",
+        key => $k)->{status}, 200, 'a keyed thread deleted');
+    psql("UPDATE thread_tombstones SET created_at = created_at - 4"
+        . " WHERE owner = '$o' AND id = '$g->{json}{id}'");
+    is(create($k, 'ttl-2', '{}')->{json}{id},
+        substr($g->{json}{id}, 0, -2) . 'AB',
+        'its expired key makes generation 1 past the tombstone');
+
+    # 100 generations at most: then the key stays a 422
+    my $h = create($k, 'ttl-3', '{}');
+    my $base = substr($h->{json}{id}, 0, -2);
+    psql("INSERT INTO threads (owner, id, created_at, key_digest)"
+        . " SELECT '$o', threads_key_gen('$h->{json}{id}', n), 1,"
+        . " '\\x00'::bytea FROM generate_series(1, 99) n;"
+        . " UPDATE threads SET created_at = 1 WHERE owner = '$o'"
+        . " AND id = '$h->{json}{id}'");
+    my $cap = create($k, 'ttl-3', '{}');
+    is($cap->{status}, 422, 'a key past its 100th generation is a 422');
+    is($cap->{json}{error}{code} // '', 'idempotency_key_reused',
+        'idempotency_key_reused');
+    my $g99 = psql("SELECT threads_key_gen('$h->{json}{id}', 99)");
+    is($g99, "${base}Bl", 'generation 99 ends Bl (62 + 37)');
+    psql("DELETE FROM threads WHERE owner = '$o' AND id = '$g99'");
+    is(create($k, 'ttl-3', '{}')->{json}{id}, $g99,
+        'and the 100th is the last one made');
 
     # items keep their answers in idempotency_keys, for the ttl
     my $cid = req(method => 'POST', path => '/v1/conversations', key => $k,

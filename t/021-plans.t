@@ -41,7 +41,8 @@ CREATE INDEX conversation_items_seq
 DELETE FROM threads_schema WHERE version >= 8;
 SQL
 
-# and its keyed-create functions' signatures (three ids), in their place
+# and its keyed-create functions (three ids), stand-ins with their
+# signatures (the upgrade keeps them)
 for my $f (['thread', 'text, text, jsonb, jsonb, jsonb'],
            ['message', 'text, text, jsonb, text'],
            ['conv', 'text, text, jsonb, jsonb']) {
@@ -120,12 +121,25 @@ $scenario{'v7'} = sub {
     apply_schema($DB);
     is(psql_at($DB, 'SELECT max(version) FROM threads_schema'), 9,
         'scripts/schema.sql upgrades it to version 9');
-    is(psql_at($DB, "SELECT string_agg(proname || ':' || pronargs, ' '"
-        . " ORDER BY proname) FROM pg_proc WHERE proname LIKE"
-        . " 'threads\\_%\\_create\\_keyed'"),
-        'threads_conv_create_keyed:7 threads_items_create_keyed:6'
-        . ' threads_message_create_keyed:7 threads_thread_create_keyed:8',
-        "version 9's keyed-create functions replace version 7's");
+    is(psql_at($DB, "SELECT string_agg(proname || '('"
+        . " || oidvectortypes(proargtypes) || ')', ' '"
+        . " ORDER BY proname) FROM pg_proc WHERE proname ~"
+        . " '^threads_(thread|message|conv)_create_(keyed|by_key)\$'"),
+        join(' ', map { s/\s+/ /gr }
+            'threads_conv_create_by_key(text, text, jsonb, jsonb, text,'
+            . ' bigint, bigint)',
+            'threads_conv_create_keyed(text, text, jsonb, jsonb, text[],'
+            . ' text, bigint)',
+            'threads_message_create_by_key(text, text, jsonb, text, text,'
+            . ' bigint, bigint)',
+            'threads_message_create_keyed(text, text, jsonb, text, text[],'
+            . ' text, bigint)',
+            'threads_thread_create_by_key(text, text, jsonb, jsonb, jsonb,'
+            . ' text, bigint, bigint)',
+            'threads_thread_create_keyed(text, text, jsonb, jsonb, jsonb,'
+            . ' text[], text, bigint)'),
+        "version 9's keyed creates by the key's generations, beside"
+        . " version 7's for the modules before them");
     is(psql_at($DB, "SELECT count(*) FROM pg_indexes WHERE indexname IN"
         . " ('threads_owner_seq', 'messages_thread_seq',"
         . " 'conversations_owner_seq', 'conversation_items_seq')"), 0,

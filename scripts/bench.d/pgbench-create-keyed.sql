@@ -12,7 +12,7 @@ WITH t AS ( INSERT INTO public.threads (owner, id, created_at, metadata,
  now()))::bigint, :metadata::jsonb, :tool_resources::jsonb, decode(:digest,
  'hex') WHERE pg_try_advisory_xact_lock(:lock::bigint) AND NOT EXISTS
  (SELECT 1 FROM public.thread_tombstones y WHERE y.owner = :owner AND y.id =
- :id::text) ON CONFLICT DO NOTHING RETURNING id, seq, created_at), m AS (
+ :id::text AND y.key_digest IS NOT NULL) ON CONFLICT DO NOTHING RETURNING id, seq, created_at), m AS (
  INSERT INTO public.messages (owner, thread_id, id, created_at, role,
  content, attachments, metadata) SELECT
  :owner, t.id, e->>'id', t.created_at, e->>'role', e->'content',
