@@ -709,6 +709,9 @@
  * timing.
  */
 
+/* A key's last generation (100 in all; threads_key_walk's too). */
+#define NGX_HTTP_THREADS_SQL_KEY_LAST  "99"
+
 /* The ids' alphabet (ngx_http_threads_id.c), for the generations. */
 #define NGX_HTTP_THREADS_SQL_KEY_ALPHABET \
     "'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'"
@@ -752,13 +755,13 @@
     " FROM w, LATERAL (" \
     NGX_HTTP_THREADS_SQL_KEY_PROBE(table, tomb, scope, \
         "(" NGX_HTTP_THREADS_SQL_KEY_GEN(id, "w.n + 1") ")") ") r" \
-    " WHERE w.n < 99" \
+    " WHERE w.n < " NGX_HTTP_THREADS_SQL_KEY_LAST \
     "  AND " NGX_HTTP_THREADS_SQL_KEY_EXPIRED("w.created_at", ttl) "), " \
     "k AS (SELECT w.n, w.id, w.created_at, w.key_digest," \
     " " NGX_HTTP_THREADS_SQL_KEY_EXPIRED("w.created_at", ttl) " AS expired" \
     " FROM w ORDER BY w.n DESC LIMIT 1), " \
     "g AS (SELECT CASE WHEN k.n IS NULL THEN " id "::text" \
-    "  WHEN k.expired AND k.n < 99 THEN " \
+    "  WHEN k.expired AND k.n < " NGX_HTTP_THREADS_SQL_KEY_LAST " THEN " \
     NGX_HTTP_THREADS_SQL_KEY_GEN(id, "k.n + 1") " END AS id" \
     " FROM (SELECT 1) o LEFT JOIN k ON true), "
 

@@ -1048,7 +1048,7 @@ BEGIN
             live := true;
             RETURN;
         END IF;
-        IF v_n >= 99 THEN
+        IF v_n >= 99 THEN  -- NGX_HTTP_THREADS_SQL_KEY_LAST
             RETURN;
         END IF;
         v_n := v_n + 1;
